@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* Every memory acquisition from the OS or libc goes through here, so the
+ * platform calls live in one place and tests can fail the Nth one. */
+#ifndef ZP_OS_H
+#define ZP_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Maps bytes (a multiple of the page size) of zeroed, private, anonymous
+ * memory whose address is a multiple of align (a power of two >= page).
+ * NULL with errno ENOMEM on failure. */
+void *zp__os_map(size_t bytes, size_t align);
+void zp__os_unmap(void *p, size_t bytes);
+/* mlock; 0 or a negative errno. */
+int zp__os_lock(void *p, size_t bytes);
+/* Keeps the range out of core dumps (best effort). */
+void zp__os_dontdump(void *p, size_t bytes);
+
+/* Metadata allocations (zeroed). NULL with errno ENOMEM on failure. */
+void *zp__os_calloc(size_t n, size_t size);
+void *zp__os_aligned_calloc(size_t align, size_t bytes);
+void zp__os_free(void *p);
+
+/* Physical memory in bytes, 0 when unknown. */
+size_t zp__os_ram_bytes(void);
+
+#endif /* ZP_OS_H */

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * The public API. zp_get and zp_put run their fast path here, inline: a
+ * thread-cache hit touches only the calling thread's cache and the buffer's
+ * descriptor, with one atomic exchange (the double-put check) and no lock.
+ * Everything else goes to the slow paths below and to the modules.
+ */
+#include "os.h"
+#include "pagemap.h"
+#include "pool.h"
+#include "zp_testing.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+static pthread_once_t topo_once = PTHREAD_ONCE_INIT;
+static zp__topology topo;
+static void detect_topology(void) { zp__topology_detect(&topo); }
+
+static void pool_free(zp_pool *pool) {
+  zp__shards_fini(pool);
+  zp__os_free(pool->partial);
+  pthread_mutex_destroy(&pool->grow_lock);
+  zp__os_free(pool);
+}
+
+zp_pool *zp_pool_new(const zp_builder *builder) {
+  zp_builder cfg;
+  pthread_once(&topo_once, detect_topology);
+  if (zp__config_resolve(&topo, builder, &cfg, NULL) != 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  zp_pool *pool = zp__os_aligned_calloc(ZP__CACHE_LINE, sizeof *pool);
+  if (!pool)
+    return NULL;
+  pool->cfg = cfg;
+  pool->shard_mask = cfg.num_shards - 1;
+  pool->eviction = &zp__eviction_lifo;
+  zp__size_classes_init(&pool->classes, cfg.min_buffer_size);
+  pool->batch = cfg.tls_cache_size / 2 ? cfg.tls_cache_size / 2 : 1;
+  /* One cache may hold a share of the budget: half of it spread over as
+   * many caches as there are shards, but always room for one buffer. */
+  pool->tc_byte_cap = cfg.max_pooled_bytes / (2 * cfg.num_shards);
+  if (pool->tc_byte_cap < cfg.min_buffer_size)
+    pool->tc_byte_cap = cfg.min_buffer_size;
+  pthread_mutex_init(&pool->grow_lock, NULL);
+  pool->partial = zp__os_calloc(pool->classes.count, sizeof(zp__span *));
+  if (!pool->partial || zp__shards_init(pool) != 0) {
+    pool_free(pool);
+    errno = ENOMEM;
+    return NULL;
+  }
+  return pool;
+}
+
+void zp_pool_destroy(zp_pool *pool) {
+  if (!pool)
+    return;
+  atomic_store_explicit(&pool->destroyed, true, memory_order_relaxed);
+  zp__tcaches_orphan(pool);
+  zp__span_release(pool, zp__shards_drain(pool));
+  zp__shards_fini(pool);
+  zp__span_destroy_pool(pool);
+  if (pool->zombie_out == 0)
+    pool_free(pool);
+  /* else the last zp_put of a buffer still out frees the pool */
+}
+
+static inline void *hand_out(zp__buf *b, size_t size) {
+  b->size = size;
+  atomic_store_explicit(&b->state, ZP__OUT, memory_order_relaxed);
+  return b->addr;
+}
+
+/* Pushes b on tc's list; the caller checked count and credit. */
+static inline void tc_push(zp_pool *pool, zp__tcache *tc, zp__buf *b) {
+  b->next = tc->head[b->cls];
+  tc->head[b->cls] = b;
+  zp__counter_add(&tc->count, 1);
+  zp__counter_add(&tc->idle_bytes, zp__class_size(pool, b->cls));
+}
+
+static inline bool tc_usable(zp_pool *pool, zp__tcache *tc) {
+  return tc && atomic_load_explicit(&tc->pool, memory_order_relaxed) == pool &&
+         tc->epoch ==
+             atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
+}
+
+static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
+  size_t csize = zp__class_size(pool, cls);
+  zp__tcache *tc = zp__tcache_for(pool);
+  zp__buf *b = NULL, *list;
+  bool hit = true;
+  if (tc && (b = tc->head[cls]) != NULL) {
+    tc->head[cls] = b->next;
+    zp__counter_sub(&tc->count, 1);
+    zp__counter_sub(&tc->idle_bytes, csize);
+  } else if (tc) {
+    /* Refill a batch from the shards; their budget becomes our credit. */
+    size_t n = zp__shard_take(pool, cls, &list, pool->batch);
+    if (n) {
+      b = list;
+      tc->credit += n * csize;
+      for (zp__buf *r = list->next, *next; r; r = next) {
+        next = r->next;
+        tc_push(pool, tc, r);
+      }
+    }
+    /* Keep at most tc_byte_cap of credit we do not use. */
+    size_t idle = (size_t)zp__counter_get(&tc->idle_bytes);
+    size_t keep = idle + (b ? csize : 0) + pool->tc_byte_cap;
+    if (tc->credit > keep) {
+      zp__budget_release(pool, tc->credit - keep);
+      tc->credit = keep;
+    }
+  } else if (zp__shard_take(pool, cls, &list, 1)) {
+    b = list;
+    zp__budget_release(pool, csize);
+  }
+  if (!b) {
+    hit = false;
+    b = zp__span_carve(pool, cls);
+    if (!b) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  if (tc) {
+    zp__counter_add(&tc->gets, 1);
+    zp__counter_add(hit ? &tc->hits : &tc->misses, 1);
+  } else {
+    zp__counter_add_shared(&pool->gets, 1);
+    zp__counter_add_shared(hit ? &pool->hits : &pool->misses, 1);
+  }
+  return hand_out(b, size);
+}
+
+void *zp_get(zp_pool *pool, size_t size) {
+  if (zp__unlikely(!pool)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (zp__unlikely(size > ZP_MAX_REQUEST)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  unsigned cls = zp__class_of(&pool->classes, size);
+  zp__tcache *tc = zp__tls_last;
+  if (zp__likely(tc_usable(pool, tc))) {
+    zp__buf *b = tc->head[cls];
+    if (zp__likely(b != NULL)) {
+      tc->head[cls] = b->next;
+      zp__counter_sub(&tc->count, 1);
+      zp__counter_sub(&tc->idle_bytes, zp__class_size(pool, cls));
+      zp__counter_add(&tc->gets, 1);
+      zp__counter_add(&tc->hits, 1);
+      return hand_out(b, size);
+    }
+  }
+  return get_slow(pool, size, cls);
+}
+
+static void put_slow(zp_pool *pool, zp__buf *b) {
+  unsigned cls = b->cls;
+  size_t csize = zp__class_size(pool, cls);
+  zp__tcache *tc = zp__tcache_for(pool);
+  if (!tc) {
+    zp__shard_give(pool, cls, b, 0);
+    return;
+  }
+  if (zp__counter_get(&tc->count) >= pool->cfg.tls_cache_size)
+    zp__tcache_flush(pool, tc, cls, pool->batch); /* the older ones */
+  size_t idle = (size_t)zp__counter_get(&tc->idle_bytes);
+  bool fits = zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
+              idle + csize <= pool->tc_byte_cap;
+  if (fits && idle + csize > tc->credit) {
+    size_t need = idle + csize - tc->credit;
+    size_t more = pool->tc_byte_cap - idle - csize; /* room to grow */
+    more = more < need ? more : need;               /* lease 2x when we can */
+    if (zp__budget_reserve(pool, need + more))
+      tc->credit += need + more;
+    else if (zp__budget_reserve(pool, need))
+      tc->credit += need;
+    else
+      fits = false;
+  }
+  if (fits)
+    tc_push(pool, tc, b);
+  else
+    zp__shard_give(pool, cls, b, 0);
+}
+
+/* Reports a put of a buffer that is not out. */
+__attribute__((noreturn)) static void bad_state(const void *p, int state) {
+  if (state == ZP__IDLE)
+    zp__misuse("zp_put(%p): double put, the buffer is already back in the "
+               "pool",
+               p);
+  zp__misuse("zp_put(%p): the buffer is not out (double put, or never "
+             "handed out)",
+             p);
+}
+
+static void zombie_put(zp_pool *pool, zp__span *s, zp__buf *b) {
+  if (zp__span_zombie_put(pool, s, b))
+    pool_free(pool);
+}
+
+static inline void put_impl(zp_pool *pool, void *buf, size_t used,
+                            bool partial) {
+  zp__span *s;
+  zp__buf *b = zp__span_find(pool, buf, &s);
+  if (partial && zp__unlikely(used > b->size) &&
+      atomic_load_explicit(&b->state, memory_order_relaxed) == ZP__OUT)
+    zp__misuse("zp_put_used(%p, %zu): used is larger than the %zu bytes "
+               "handed out",
+               buf, used, b->size);
+  int prev =
+      atomic_exchange_explicit(&b->state, ZP__IDLE, memory_order_relaxed);
+  if (zp__unlikely(prev != ZP__OUT))
+    bad_state(buf, prev);
+  if (!partial)
+    used = b->size;
+  zp__wipe(buf, used);
+  if (zp__unlikely(
+          atomic_load_explicit(&pool->destroyed, memory_order_relaxed))) {
+    zombie_put(pool, s, b);
+    return;
+  }
+  zp__tcache *tc = zp__tls_last;
+  size_t csize = zp__class_size(pool, b->cls);
+  if (zp__likely(tc_usable(pool, tc))) {
+    zp__counter_add(&tc->puts, 1);
+    zp__counter_add(&tc->bytes_zeroed, used);
+    if (zp__likely(zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
+                   zp__counter_get(&tc->idle_bytes) + csize <= tc->credit)) {
+      tc_push(pool, tc, b);
+      return;
+    }
+  } else {
+    tc = zp__tcache_for(pool);
+    if (tc) {
+      zp__counter_add(&tc->puts, 1);
+      zp__counter_add(&tc->bytes_zeroed, used);
+    } else {
+      zp__counter_add_shared(&pool->puts, 1);
+      zp__counter_add_shared(&pool->bytes_zeroed, used);
+    }
+  }
+  put_slow(pool, b);
+}
+
+void zp_put(zp_pool *pool, void *buf) {
+  if (!buf)
+    return;
+  if (!pool)
+    zp__misuse("zp_put(NULL, %p): no pool", buf);
+  put_impl(pool, buf, 0, false);
+}
+
+void zp_put_used(zp_pool *pool, void *buf, size_t used) {
+  if (!buf)
+    return;
+  if (!pool)
+    zp__misuse("zp_put_used(NULL, %p): no pool", buf);
+  put_impl(pool, buf, used, true);
+}
+
+int zp_pool_stats(zp_pool *pool, zp_stats *out) {
+  if (!pool || !out)
+    return -EINVAL;
+  zp_stats st = {0};
+  zp__tcaches_sum(pool, &st);
+  st.gets += zp__counter_get(&pool->gets);
+  st.puts += zp__counter_get(&pool->puts);
+  st.hits += zp__counter_get(&pool->hits);
+  st.misses += zp__counter_get(&pool->misses);
+  st.bytes_zeroed += zp__counter_get(&pool->bytes_zeroed);
+  st.evictions = zp__counter_get(&pool->evictions);
+  st.pin_failures = zp__counter_get(&pool->pin_failures);
+  for (size_t i = 0; i < pool->cfg.num_shards; i++) {
+    zp__shard *sh = &pool->shards[i];
+    pthread_mutex_lock(&sh->lock);
+    st.idle_buffers += sh->count;
+    st.idle_bytes += sh->idle_bytes;
+    pthread_mutex_unlock(&sh->lock);
+  }
+  pthread_mutex_lock(&pool->grow_lock);
+  st.mapped_bytes = pool->mapped_bytes;
+  st.os_maps = pool->os_maps;
+  st.pinned_bytes = pool->pinned_bytes;
+  pthread_mutex_unlock(&pool->grow_lock);
+  st.outstanding_buffers = st.gets - st.puts;
+  *out = st;
+  return 0;
+}
+
+int zp_pool_trim(zp_pool *pool) {
+  if (!pool)
+    return -EINVAL;
+  /* Other threads release their caches at their next call on this pool:
+   * their caches have no lock, so only they may touch them. */
+  atomic_fetch_add_explicit(&pool->trim_epoch, 1, memory_order_relaxed);
+  zp__tcache_for(pool); /* releases the calling thread's cache */
+  zp__span_release(pool, zp__shards_drain(pool));
+  return 0;
+}
+
+int zp_pool_config(zp_pool *pool, zp_builder *out) {
+  if (!pool || !out)
+    return -EINVAL;
+  *out = pool->cfg;
+  return 0;
+}
+
+int zp_builder_validate(const zp_builder *builder, const char **bad_field) {
+  pthread_once(&topo_once, detect_topology);
+  zp_builder ignored;
+  return zp__config_resolve(&topo, builder, &ignored, bad_field);
+}
+
+size_t zp_buffer_size(zp_pool *pool, const void *buf) {
+  if (!pool || !buf)
+    return 0;
+  zp__span *s = zp__pagemap_lookup(buf);
+  const char *p = buf;
+  if (!s || s->pool != pool || p < s->base ||
+      p >= s->base + (size_t)s->nslots * s->stride)
+    return 0;
+  size_t off = (size_t)(p - s->base), idx = off / s->stride;
+  zp__buf *b = &s->bufs[idx];
+  if (off != idx * s->stride ||
+      atomic_load_explicit(&b->state, memory_order_relaxed) != ZP__OUT)
+    return 0;
+  return b->size;
+}
+
+const char *zp_version_string(void) { return ZP_VERSION_STRING; }
+unsigned zp_version_number(void) { return ZP_VERSION_NUMBER; }

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * The pool's data structures, shared by its modules.
+ *
+ *   thread caches (tcache.c)   one per thread per pool, no lock: a list of
+ *        |  batches            idle buffers per size class
+ *        v
+ *   shards (shard.c)           power-of-two array, one mutex each, chosen by
+ *        |  misses / evictions the current CPU; any shard can be stolen from
+ *        v
+ *   spans (span.c)             memory from the OS: a slab carved into many
+ *                              buffers of one class, or one large buffer
+ *
+ * Every buffer has a descriptor (zp__buf) kept outside the buffer, in its
+ * span. The page map (pagemap.c) finds the span of an address, so zp_put
+ * validates any pointer without trusting the buffer's contents. Idle buffers
+ * (in a cache or a shard) are always all zero: zp_put wipes before the
+ * buffer enters any list.
+ */
+#ifndef ZP_POOL_H
+#define ZP_POOL_H
+
+#include "common.h"
+#include "eviction.h"
+#include "size_class.h"
+#include "zeropool.h"
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+
+enum zp__buf_state {
+  ZP__FREE = 0, /* slot never handed out or released: zero, in no list */
+  ZP__IDLE = 1, /* zeroed, in a thread cache or a shard */
+  ZP__OUT = 2   /* handed out to the user */
+};
+
+/* One buffer's metadata, outside the buffer. */
+typedef struct zp__buf {
+  struct zp__buf *next; /* link in a cache, shard or span free list */
+  char *addr;           /* the buffer */
+  size_t size;          /* bytes asked for while OUT: what zp_put wipes */
+  _Atomic uint8_t state;
+  uint8_t cls;
+} zp__buf;
+
+/* A mapping from the OS holding nslots buffers of one class. */
+typedef struct zp__span {
+  zp_pool *pool;
+  char *base;
+  size_t stride; /* class size */
+  size_t bytes;  /* mapped */
+  unsigned cls;
+  uint32_t nslots;
+  uint32_t live;    /* slots not FREE (IDLE or OUT) */
+  uint32_t carved;  /* slots [0, carved) have been handed out once */
+  bool pinned;      /* mlock succeeded */
+  zp__buf *free;    /* released slots below carved */
+  struct zp__span *next, *prev;          /* all spans of the pool */
+  struct zp__span *pnext, *pprev;        /* spans of cls with a free slot */
+  bool in_partial;
+  zp__buf bufs[];
+} zp__span;
+
+typedef struct zp__shard {
+  alignas(ZP__CACHE_LINE) pthread_mutex_t lock;
+  size_t count;      /* idle buffers, all classes */
+  size_t idle_bytes; /* their capacity */
+  zp__buf **head;    /* [nclasses] LIFO lists */
+} zp__shard;
+
+/* One thread's cache for one pool. Owned by its thread; linked into the
+ * pool's registry so that destroy, trim and stats can find it. */
+typedef struct zp__tcache {
+  _Atomic(zp_pool *) pool; /* NULL once the pool was destroyed */
+  struct zp__tcache *thread_next; /* the owning thread's caches */
+  struct zp__tcache *reg_next, *reg_prev; /* the pool's registry */
+  uint64_t epoch;      /* pool->trim_epoch last seen */
+  size_t credit;       /* bytes of the pool's budget this cache holds */
+  zp__counter count;   /* idle buffers */
+  zp__counter idle_bytes;
+  zp__counter gets, puts, hits, misses, bytes_zeroed;
+  zp__buf *head[];     /* [nclasses] */
+} zp__tcache;
+
+struct zp_pool {
+  /* Read-mostly: what the fast paths read. */
+  alignas(ZP__CACHE_LINE) zp_builder cfg; /* resolved */
+  size_t shard_mask;
+  size_t tc_byte_cap; /* most budget one thread cache holds */
+  size_t batch;       /* buffers moved per refill/flush */
+  _Atomic uint64_t trim_epoch;
+  _Atomic bool destroyed;
+  const zp__eviction_ops *eviction;
+  zp__shard *shards;
+  _Atomic uint64_t *nonempty; /* [nclasses][mask_words]: shards with idle */
+  size_t mask_words;
+  zp__size_classes classes;
+
+  /* The byte budget: shard idle bytes + thread cache credit. */
+  alignas(ZP__CACHE_LINE) _Atomic size_t reserved;
+
+  /* Spans; guarded by grow_lock. */
+  alignas(ZP__CACHE_LINE) pthread_mutex_t grow_lock;
+  zp__span *spans;
+  zp__span **partial; /* [nclasses] */
+  size_t mapped_bytes, os_maps, pinned_bytes;
+  size_t zombie_out; /* after destroy: buffers still out */
+
+  /* Counters of slow paths, exited threads and cache-less calls. */
+  zp__counter gets, puts, hits, misses, bytes_zeroed, evictions,
+      pin_failures;
+
+  /* Thread caches; guarded by the process-wide registry lock (tcache.c). */
+  zp__tcache *caches;
+};
+
+static inline size_t zp__class_size(const zp_pool *p, unsigned cls) {
+  return p->classes.size[cls];
+}
+
+/* span.c */
+zp__buf *zp__span_carve(zp_pool *pool, unsigned cls);
+void zp__span_release(zp_pool *pool, zp__buf *list);
+zp__buf *zp__span_find(zp_pool *pool, const void *p, zp__span **span_out);
+void zp__span_destroy_pool(zp_pool *pool); /* at destroy, under no lock */
+/* After destroy: releases b; true when it was the last buffer out. */
+bool zp__span_zombie_put(zp_pool *pool, zp__span *s, zp__buf *b);
+
+/* shard.c */
+int zp__shards_init(zp_pool *pool);
+void zp__shards_fini(zp_pool *pool);
+unsigned zp__shard_here(const zp_pool *pool);
+size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list,
+                      size_t max);
+/* Gives a list of idle buffers of class cls to the current CPU's shard;
+ * credit: budget bytes the caller already reserved for them. */
+void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list,
+                    size_t credit);
+zp__buf *zp__shards_drain(zp_pool *pool);
+bool zp__budget_reserve(zp_pool *pool, size_t bytes);
+void zp__budget_release(zp_pool *pool, size_t bytes);
+
+/* tcache.c */
+extern _Thread_local zp__tcache *zp__tls_last;
+zp__tcache *zp__tcache_for(zp_pool *pool); /* NULL: go without a cache */
+/* Moves up to max buffers of class cls from tc to a shard. */
+void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls,
+                      size_t max);
+void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
+void zp__tcaches_orphan(zp_pool *pool);
+void zp__tcaches_sum(zp_pool *pool, zp_stats *st);
+
+#endif /* ZP_POOL_H */

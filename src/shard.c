@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * Shards: the pool's shared idle buffers, a power-of-two array of
+ * mutex-guarded LIFO lists per size class. A thread uses the shard of the CPU
+ * it runs on, so a buffer put on one thread is found by the next thread on
+ * that CPU; when that shard has nothing of a class, a per-class bitmap of
+ * non-empty shards finds one to steal from without visiting the others.
+ * Shards also enforce the limits: max_buffers_per_shard and, with the thread
+ * caches, the byte budget max_pooled_bytes.
+ */
+#include "os.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <sched.h>
+
+bool zp__budget_reserve(zp_pool *pool, size_t bytes) {
+  size_t cur = atomic_load_explicit(&pool->reserved, memory_order_relaxed);
+  do {
+    if (bytes > pool->cfg.max_pooled_bytes ||
+        cur > pool->cfg.max_pooled_bytes - bytes)
+      return false;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &pool->reserved, &cur, cur + bytes, memory_order_relaxed,
+      memory_order_relaxed));
+  return true;
+}
+
+void zp__budget_release(zp_pool *pool, size_t bytes) {
+  if (bytes)
+    atomic_fetch_sub_explicit(&pool->reserved, bytes, memory_order_relaxed);
+}
+
+int zp__shards_init(zp_pool *pool) {
+  size_t n = pool->cfg.num_shards, nclasses = pool->classes.count;
+  pool->mask_words = (n + 63) / 64;
+  pool->shards = zp__os_aligned_calloc(ZP__CACHE_LINE, n * sizeof(zp__shard));
+  zp__buf **heads = zp__os_calloc(n * nclasses, sizeof(zp__buf *));
+  pool->nonempty =
+      zp__os_calloc(nclasses * pool->mask_words, sizeof(_Atomic uint64_t));
+  if (!pool->shards || !heads || !pool->nonempty) {
+    zp__os_free(pool->shards);
+    zp__os_free(heads);
+    zp__os_free(pool->nonempty);
+    pool->shards = NULL;
+    pool->nonempty = NULL;
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    pthread_mutex_init(&pool->shards[i].lock, NULL);
+    pool->shards[i].head = heads + i * nclasses;
+  }
+  return 0;
+}
+
+void zp__shards_fini(zp_pool *pool) {
+  if (!pool->shards)
+    return;
+  for (size_t i = 0; i < pool->cfg.num_shards; i++)
+    pthread_mutex_destroy(&pool->shards[i].lock);
+  zp__os_free(pool->shards[0].head);
+  zp__os_free(pool->shards);
+  zp__os_free(pool->nonempty);
+  pool->shards = NULL;
+  pool->nonempty = NULL;
+}
+
+unsigned zp__shard_here(const zp_pool *pool) {
+  int cpu = sched_getcpu();
+  if (cpu < 0) {
+    /* No CPU number: fall back to a hash of the thread. */
+    static _Thread_local char anchor;
+    cpu = (int)(((uintptr_t)&anchor >> 12) * 0x9E3779B1u >> 8);
+  }
+  return (unsigned)cpu & (unsigned)pool->shard_mask;
+}
+
+static _Atomic uint64_t *mask_word(zp_pool *pool, unsigned cls, size_t i) {
+  return &pool->nonempty[cls * pool->mask_words + i / 64];
+}
+
+static void mark(zp_pool *pool, unsigned cls, size_t i, bool nonempty) {
+  uint64_t bit = (uint64_t)1 << (i % 64);
+  if (nonempty)
+    atomic_fetch_or_explicit(mask_word(pool, cls, i), bit,
+                             memory_order_relaxed);
+  else
+    atomic_fetch_and_explicit(mask_word(pool, cls, i), ~bit,
+                              memory_order_relaxed);
+}
+
+static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
+                        size_t max) {
+  zp__shard *sh = &pool->shards[i];
+  size_t csize = zp__class_size(pool, cls), n = 0;
+  pthread_mutex_lock(&sh->lock);
+  zp__buf *head = sh->head[cls], *last = NULL;
+  for (zp__buf *b = head; b && n < max; b = b->next) {
+    last = b;
+    n++;
+  }
+  if (n) {
+    sh->head[cls] = last->next;
+    last->next = NULL;
+    sh->count -= n;
+    sh->idle_bytes -= n * csize;
+    if (!sh->head[cls])
+      mark(pool, cls, i, false);
+  }
+  pthread_mutex_unlock(&sh->lock);
+  *list = n ? head : NULL;
+  return n;
+}
+
+size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list,
+                      size_t max) {
+  size_t home = zp__shard_here(pool);
+  size_t n = take_from(pool, home, cls, list, max);
+  if (n)
+    return n;
+  for (size_t w = 0; w < pool->mask_words; w++) {
+    uint64_t bits = atomic_load_explicit(
+        &pool->nonempty[cls * pool->mask_words + w], memory_order_relaxed);
+    while (bits) {
+      size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
+      bits &= bits - 1;
+      if (i != home && (n = take_from(pool, i, cls, list, max)) != 0)
+        return n;
+    }
+  }
+  return 0;
+}
+
+/* Links b at the top of its class list; shard lock held. */
+static void shard_push(zp_pool *pool, zp__shard *sh, size_t i, zp__buf *b) {
+  if (!sh->head[b->cls])
+    mark(pool, b->cls, i, true);
+  b->next = sh->head[b->cls];
+  sh->head[b->cls] = b;
+  sh->count++;
+  sh->idle_bytes += zp__class_size(pool, b->cls);
+}
+
+void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list,
+                    size_t credit) {
+  size_t i = zp__shard_here(pool);
+  zp__shard *sh = &pool->shards[i];
+  size_t csize = zp__class_size(pool, cls), nevicted = 0;
+  zp__buf *evicted = NULL;
+  pthread_mutex_lock(&sh->lock);
+  while (list) {
+    zp__buf *b = list;
+    list = b->next;
+    bool budget = credit >= csize ? (credit -= csize, true)
+                                  : zp__budget_reserve(pool, csize);
+    while (!budget || sh->count >= pool->cfg.max_buffers_per_shard) {
+      zp__buf *v = pool->eviction->victim(pool, sh, b);
+      if (v == b)
+        break;
+      /* The policy unlinked another idle buffer: release it instead. */
+      size_t vsize = zp__class_size(pool, v->cls);
+      sh->count--;
+      sh->idle_bytes -= vsize;
+      if (!sh->head[v->cls])
+        mark(pool, v->cls, i, false);
+      zp__budget_release(pool, vsize);
+      v->next = evicted;
+      evicted = v;
+      nevicted++;
+      if (!budget)
+        budget = zp__budget_reserve(pool, csize);
+    }
+    if (budget && sh->count < pool->cfg.max_buffers_per_shard) {
+      shard_push(pool, sh, i, b);
+    } else {
+      if (budget)
+        zp__budget_release(pool, csize);
+      b->next = evicted;
+      evicted = b;
+      nevicted++;
+    }
+  }
+  pthread_mutex_unlock(&sh->lock);
+  zp__budget_release(pool, credit); /* credit beyond what was kept */
+  if (nevicted) {
+    zp__counter_add_shared(&pool->evictions, nevicted);
+    zp__span_release(pool, evicted);
+  }
+}
+
+zp__buf *zp__shards_drain(zp_pool *pool) {
+  zp__buf *all = NULL;
+  for (size_t i = 0; i < pool->cfg.num_shards; i++) {
+    zp__shard *sh = &pool->shards[i];
+    pthread_mutex_lock(&sh->lock);
+    for (unsigned c = 0; c < pool->classes.count; c++) {
+      zp__buf *b = sh->head[c];
+      if (!b)
+        continue;
+      while (b->next)
+        b = b->next;
+      b->next = all;
+      all = sh->head[c];
+      sh->head[c] = NULL;
+      mark(pool, c, i, false);
+    }
+    zp__budget_release(pool, sh->idle_bytes);
+    sh->count = 0;
+    sh->idle_bytes = 0;
+    pthread_mutex_unlock(&sh->lock);
+  }
+  return all;
+}

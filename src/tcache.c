@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * Thread caches: one per thread per pool, found through a _Thread_local
+ * pointer to the last one used, and linked into the pool's registry so that
+ * zp_pool_destroy, zp_pool_stats and thread exit can reach them.
+ *
+ * Lifetime: a cache belongs to its thread and is freed by it (at thread exit,
+ * or when it finds the cache orphaned). zp_pool_destroy never frees another
+ * thread's cache; it empties it and sets its pool to NULL under the registry
+ * lock, so a thread that exits after its pool died touches no freed memory.
+ * The registry lock is process-wide because it must outlive every pool.
+ */
+#include "os.h"
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+_Thread_local zp__tcache *zp__tls_last;
+static _Thread_local zp__tcache *tls_caches;
+enum { TLS_NEW, TLS_REGISTERED, TLS_EXITING };
+static _Thread_local int tls_state;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static bool exit_key_ok;
+
+static void thread_exit(void *unused);
+
+static void make_exit_key(void) {
+  exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+}
+
+__attribute__((destructor)) static void zp__unload(void) {
+  if (exit_key_ok)
+    pthread_key_delete(exit_key);
+}
+
+/* Unlinks every buffer of tc into one list; the caller owns tc->credit. */
+static zp__buf *take_all(zp_pool *pool, zp__tcache *tc) {
+  zp__buf *all = NULL;
+  for (unsigned c = 0; c < pool->classes.count; c++) {
+    zp__buf *b = tc->head[c];
+    if (!b)
+      continue;
+    while (b->next)
+      b = b->next;
+    b->next = all;
+    all = tc->head[c];
+    tc->head[c] = NULL;
+  }
+  atomic_store_explicit(&tc->count, 0, memory_order_relaxed);
+  atomic_store_explicit(&tc->idle_bytes, 0, memory_order_relaxed);
+  return all;
+}
+
+void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls,
+                      size_t max) {
+  zp__buf *head = tc->head[cls], *last = NULL;
+  size_t n = 0, csize = zp__class_size(pool, cls);
+  for (zp__buf *b = head; b && n < max; b = b->next) {
+    last = b;
+    n++;
+  }
+  if (!n)
+    return;
+  tc->head[cls] = last->next;
+  last->next = NULL;
+  zp__counter_sub(&tc->count, n);
+  zp__counter_sub(&tc->idle_bytes, n * csize);
+  tc->credit -= n * csize;
+  zp__shard_give(pool, cls, head, n * csize);
+}
+
+static void flush_all(zp_pool *pool, zp__tcache *tc) {
+  for (unsigned c = 0; c < pool->classes.count; c++)
+    if (tc->head[c])
+      zp__tcache_flush(pool, tc, c, SIZE_MAX);
+  zp__budget_release(pool, tc->credit);
+  tc->credit = 0;
+}
+
+void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc) {
+  zp__buf *all = take_all(pool, tc);
+  zp__budget_release(pool, tc->credit);
+  tc->credit = 0;
+  zp__span_release(pool, all);
+}
+
+static void registry_unlink(zp_pool *pool, zp__tcache *tc) {
+  if (tc->reg_prev)
+    tc->reg_prev->reg_next = tc->reg_next;
+  else
+    pool->caches = tc->reg_next;
+  if (tc->reg_next)
+    tc->reg_next->reg_prev = tc->reg_prev;
+}
+
+static void fold_counters(zp_pool *pool, zp__tcache *tc) {
+  zp__counter_add_shared(&pool->gets, zp__counter_get(&tc->gets));
+  zp__counter_add_shared(&pool->puts, zp__counter_get(&tc->puts));
+  zp__counter_add_shared(&pool->hits, zp__counter_get(&tc->hits));
+  zp__counter_add_shared(&pool->misses, zp__counter_get(&tc->misses));
+  zp__counter_add_shared(&pool->bytes_zeroed,
+                         zp__counter_get(&tc->bytes_zeroed));
+}
+
+/* Frees the calling thread's caches whose pool was destroyed. */
+static void reap_orphans(void) {
+  pthread_mutex_lock(&registry_lock);
+  for (zp__tcache **pp = &tls_caches; *pp;) {
+    zp__tcache *t = *pp;
+    if (atomic_load_explicit(&t->pool, memory_order_relaxed)) {
+      pp = &t->thread_next;
+      continue;
+    }
+    *pp = t->thread_next;
+    if (zp__tls_last == t)
+      zp__tls_last = NULL;
+    zp__os_free(t);
+  }
+  pthread_mutex_unlock(&registry_lock);
+}
+
+static zp__tcache *tcache_new(zp_pool *pool) {
+  pthread_once(&exit_key_once, make_exit_key);
+  if (!exit_key_ok)
+    return NULL; /* no way to flush at exit: go without a cache */
+  if (tls_state == TLS_NEW) {
+    /* The destructor runs only for a non-NULL value. */
+    if (pthread_setspecific(exit_key, &tls_caches) != 0)
+      return NULL;
+    tls_state = TLS_REGISTERED;
+  }
+  zp__tcache *tc = zp__os_calloc(
+      1, sizeof *tc + pool->classes.count * sizeof(zp__buf *));
+  if (!tc)
+    return NULL;
+  atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
+  tc->epoch = atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
+  pthread_mutex_lock(&registry_lock);
+  tc->reg_next = pool->caches;
+  if (tc->reg_next)
+    tc->reg_next->reg_prev = tc;
+  pool->caches = tc;
+  pthread_mutex_unlock(&registry_lock);
+  tc->thread_next = tls_caches;
+  tls_caches = tc;
+  return tc;
+}
+
+zp__tcache *zp__tcache_for(zp_pool *pool) {
+  if (tls_state == TLS_EXITING)
+    return NULL;
+  zp__tcache *tc = NULL;
+  bool orphans = false;
+  for (zp__tcache *t = tls_caches; t; t = t->thread_next) {
+    zp_pool *p = atomic_load_explicit(&t->pool, memory_order_relaxed);
+    if (p == pool) {
+      tc = t;
+      break;
+    }
+    orphans |= p == NULL;
+  }
+  if (orphans)
+    reap_orphans();
+  if (!tc && !(tc = tcache_new(pool)))
+    return NULL;
+  uint64_t epoch = atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
+  if (tc->epoch != epoch) {
+    /* zp_pool_trim ran since this thread last looked: release our share. */
+    zp__tcache_trim_mine(pool, tc);
+    tc->epoch = epoch;
+  }
+  zp__tls_last = tc;
+  return tc;
+}
+
+static void thread_exit(void *unused) {
+  (void)unused;
+  tls_state = TLS_EXITING;
+  zp__tls_last = NULL;
+  pthread_mutex_lock(&registry_lock);
+  for (zp__tcache *tc = tls_caches; tc; tc = tc->thread_next) {
+    zp_pool *pool = atomic_load_explicit(&tc->pool, memory_order_relaxed);
+    if (!pool)
+      continue;
+    /* Back to the shards, not to the OS: another thread will want them. */
+    flush_all(pool, tc);
+    fold_counters(pool, tc);
+    registry_unlink(pool, tc);
+  }
+  pthread_mutex_unlock(&registry_lock);
+  while (tls_caches) {
+    zp__tcache *tc = tls_caches;
+    tls_caches = tc->thread_next;
+    zp__os_free(tc);
+  }
+}
+
+void zp__tcaches_orphan(zp_pool *pool) {
+  zp__buf *all = NULL;
+  pthread_mutex_lock(&registry_lock);
+  for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next) {
+    zp__buf *list = take_all(pool, tc);
+    while (list) {
+      zp__buf *b = list;
+      list = b->next;
+      b->next = all;
+      all = b;
+    }
+    atomic_store_explicit(&tc->pool, NULL, memory_order_relaxed);
+  }
+  pool->caches = NULL;
+  pthread_mutex_unlock(&registry_lock);
+  zp__span_release(pool, all);
+  reap_orphans();
+}
+
+void zp__tcaches_sum(zp_pool *pool, zp_stats *st) {
+  pthread_mutex_lock(&registry_lock);
+  for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next) {
+    st->gets += zp__counter_get(&tc->gets);
+    st->puts += zp__counter_get(&tc->puts);
+    st->hits += zp__counter_get(&tc->hits);
+    st->misses += zp__counter_get(&tc->misses);
+    st->bytes_zeroed += zp__counter_get(&tc->bytes_zeroed);
+    st->idle_buffers += zp__counter_get(&tc->count);
+    st->idle_bytes += zp__counter_get(&tc->idle_bytes);
+  }
+  pthread_mutex_unlock(&registry_lock);
+}
