@@ -11,6 +11,8 @@
 
 #define zp__likely(x) __builtin_expect(!!(x), 1)
 #define zp__unlikely(x) __builtin_expect(!!(x), 0)
+/* Keeps slow paths out of line so the fast path needs no stack frame. */
+#define ZP__SLOW __attribute__((noinline, cold))
 #define ZP__CACHE_LINE 64
 #define ZP__PAGE 4096u
 

@@ -6,16 +6,15 @@
 
 #include <errno.h>
 
-/* 47-bit user addresses: 15 root bits x 16 leaf bits x 16 granule bits. */
-#define LEAF_BITS 16
-#define ROOT_BITS (47 - LEAF_BITS - ZP__GRANULE_SHIFT)
-#define LEAF_ENTRIES ((size_t)1 << LEAF_BITS)
-
-typedef _Atomic(struct zp__span *) leaf_entry;
+#define LEAF_BITS ZP__LEAF_BITS
+#define ROOT_BITS ZP__ROOT_BITS
+#define LEAF_ENTRIES ZP__LEAF_ENTRIES
+#define root zp__pagemap_root
+typedef zp__leaf_entry leaf_entry;
 
 /* Leaves are mapped on first use and kept for the life of the process: at
  * most one per 4 GiB of address space that ever held a span. */
-static _Atomic(leaf_entry *) root[(size_t)1 << ROOT_BITS];
+_Atomic uintptr_t zp__pagemap_root[(size_t)1 << ROOT_BITS];
 
 static inline size_t granule_of(uintptr_t a) {
   return a >> ZP__GRANULE_SHIFT;
@@ -25,18 +24,19 @@ static leaf_entry *leaf_for(size_t g, int create) {
   size_t r = g >> LEAF_BITS;
   if (r >= ((size_t)1 << ROOT_BITS))
     return NULL;
-  leaf_entry *leaf = atomic_load_explicit(&root[r], memory_order_acquire);
+  leaf_entry *leaf =
+      (leaf_entry *)atomic_load_explicit(&root[r], memory_order_acquire);
   if (leaf || !create)
     return leaf;
   leaf_entry *fresh = zp__os_map(LEAF_ENTRIES * sizeof(leaf_entry), 0);
   if (!fresh)
     return NULL;
-  leaf_entry *expected = NULL;
-  if (!atomic_compare_exchange_strong_explicit(&root[r], &expected, fresh,
-                                               memory_order_acq_rel,
-                                               memory_order_acquire)) {
+  uintptr_t expected = 0;
+  if (!atomic_compare_exchange_strong_explicit(
+          &root[r], &expected, (uintptr_t)fresh, memory_order_acq_rel,
+          memory_order_acquire)) {
     zp__os_unmap(fresh, LEAF_ENTRIES * sizeof(leaf_entry));
-    return expected;
+    return (leaf_entry *)expected;
   }
   return fresh;
 }
@@ -60,13 +60,4 @@ void zp__pagemap_clear(void *base, size_t bytes) {
   for (size_t g = first; g <= last; g++)
     atomic_store_explicit(&leaf_for(g, 0)[g & (LEAF_ENTRIES - 1)], NULL,
                           memory_order_release);
-}
-
-struct zp__span *zp__pagemap_lookup(const void *p) {
-  size_t g = granule_of((uintptr_t)p);
-  leaf_entry *leaf = leaf_for(g, 0);
-  if (!leaf)
-    return NULL;
-  return atomic_load_explicit(&leaf[g & (LEAF_ENTRIES - 1)],
-                              memory_order_acquire);
 }

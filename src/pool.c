@@ -87,7 +87,7 @@ static inline bool tc_usable(zp_pool *pool, zp__tcache *tc) {
              atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
 }
 
-static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
+ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
   size_t csize = zp__class_size(pool, cls);
   zp__tcache *tc = zp__tcache_for(pool);
   zp__buf *b = NULL, *list;
@@ -127,10 +127,8 @@ static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
     }
   }
   if (tc) {
-    zp__counter_add(&tc->gets, 1);
     zp__counter_add(hit ? &tc->hits : &tc->misses, 1);
   } else {
-    zp__counter_add_shared(&pool->gets, 1);
     zp__counter_add_shared(hit ? &pool->hits : &pool->misses, 1);
   }
   return hand_out(b, size);
@@ -153,15 +151,14 @@ void *zp_get(zp_pool *pool, size_t size) {
       tc->head[cls] = b->next;
       zp__counter_sub(&tc->count, 1);
       zp__counter_sub(&tc->idle_bytes, zp__class_size(pool, cls));
-      zp__counter_add(&tc->gets, 1);
-      zp__counter_add(&tc->hits, 1);
+        zp__counter_add(&tc->hits, 1);
       return hand_out(b, size);
     }
   }
   return get_slow(pool, size, cls);
 }
 
-static void put_slow(zp_pool *pool, zp__buf *b) {
+ZP__SLOW static void put_slow(zp_pool *pool, zp__buf *b) {
   unsigned cls = b->cls;
   size_t csize = zp__class_size(pool, cls);
   zp__tcache *tc = zp__tcache_for(pool);
@@ -192,7 +189,7 @@ static void put_slow(zp_pool *pool, zp__buf *b) {
 }
 
 /* Reports a put of a buffer that is not out. */
-__attribute__((noreturn)) static void bad_state(const void *p, int state) {
+ZP__SLOW __attribute__((noreturn)) static void bad_state(const void *p, int state) {
   if (state == ZP__IDLE)
     zp__misuse("zp_put(%p): double put, the buffer is already back in the "
                "pool",
@@ -202,7 +199,7 @@ __attribute__((noreturn)) static void bad_state(const void *p, int state) {
              p);
 }
 
-static void zombie_put(zp_pool *pool, zp__span *s, zp__buf *b) {
+ZP__SLOW static void zombie_put(zp_pool *pool, zp__span *s, zp__buf *b) {
   if (zp__span_zombie_put(pool, s, b))
     pool_free(pool);
 }
@@ -272,7 +269,6 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
     return -EINVAL;
   zp_stats st = {0};
   zp__tcaches_sum(pool, &st);
-  st.gets += zp__counter_get(&pool->gets);
   st.puts += zp__counter_get(&pool->puts);
   st.hits += zp__counter_get(&pool->hits);
   st.misses += zp__counter_get(&pool->misses);
@@ -291,6 +287,7 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
   st.os_maps = pool->os_maps;
   st.pinned_bytes = pool->pinned_bytes;
   pthread_mutex_unlock(&pool->grow_lock);
+  st.gets = st.hits + st.misses;
   st.outstanding_buffers = st.gets - st.puts;
   *out = st;
   return 0;

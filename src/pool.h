@@ -22,6 +22,7 @@
 
 #include "common.h"
 #include "eviction.h"
+#include "pagemap.h"
 #include "size_class.h"
 #include "zeropool.h"
 
@@ -49,6 +50,8 @@ typedef struct zp__span {
   zp_pool *pool;
   char *base;
   size_t stride; /* class size */
+  size_t limit;  /* nslots * stride: offsets below it hold buffers */
+  uint64_t recip; /* off * recip >> 48 == off / stride; 0 for one slot */
   size_t bytes;  /* mapped */
   unsigned cls;
   uint32_t nslots;
@@ -79,7 +82,7 @@ typedef struct zp__tcache {
   size_t credit;       /* bytes of the pool's budget this cache holds */
   zp__counter count;   /* idle buffers */
   zp__counter idle_bytes;
-  zp__counter gets, puts, hits, misses, bytes_zeroed;
+  zp__counter puts, hits, misses, bytes_zeroed; /* gets = hits + misses */
   zp__buf *head[];     /* [nclasses] */
 } zp__tcache;
 
@@ -108,8 +111,7 @@ struct zp_pool {
   size_t zombie_out; /* after destroy: buffers still out */
 
   /* Counters of slow paths, exited threads and cache-less calls. */
-  zp__counter gets, puts, hits, misses, bytes_zeroed, evictions,
-      pin_failures;
+  zp__counter puts, hits, misses, bytes_zeroed, evictions, pin_failures;
 
   /* Thread caches; guarded by the process-wide registry lock (tcache.c). */
   zp__tcache *caches;
@@ -122,7 +124,8 @@ static inline size_t zp__class_size(const zp_pool *p, unsigned cls) {
 /* span.c */
 zp__buf *zp__span_carve(zp_pool *pool, unsigned cls);
 void zp__span_release(zp_pool *pool, zp__buf *list);
-zp__buf *zp__span_find(zp_pool *pool, const void *p, zp__span **span_out);
+__attribute__((noreturn)) void zp__span_bad_pointer(zp_pool *pool,
+                                                   const void *p);
 void zp__span_destroy_pool(zp_pool *pool); /* at destroy, under no lock */
 /* After destroy: releases b; true when it was the last buffer out. */
 bool zp__span_zombie_put(zp_pool *pool, zp__span *s, zp__buf *b);
@@ -150,5 +153,21 @@ void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls,
 void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
 void zp__tcaches_orphan(zp_pool *pool);
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st);
+
+/* The descriptor of buffer p of this pool and its span; aborts with a
+ * "zeropool:" line for a pointer that is not the start of one of its
+ * buffers. */
+static inline zp__buf *zp__span_find(zp_pool *pool, const void *p,
+                                     zp__span **span_out) {
+  zp__span *s = zp__pagemap_lookup(p);
+  size_t off = (uintptr_t)p - (uintptr_t)(s ? s->base : NULL);
+  if (zp__unlikely(!s || s->pool != pool || off >= s->limit))
+    zp__span_bad_pointer(pool, p);
+  size_t idx = (size_t)((off * s->recip) >> 48);
+  if (zp__unlikely(off != idx * s->stride))
+    zp__span_bad_pointer(pool, p);
+  *span_out = s;
+  return &s->bufs[idx];
+}
 
 #endif /* ZP_POOL_H */

@@ -79,6 +79,10 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   s->bytes = bytes;
   s->cls = cls;
   s->nslots = nslots;
+  s->limit = (size_t)nslots * stride;
+  /* Exact for off < limit <= 1 MiB and stride <= 64 KiB: the rounding
+   * error off / 2^48 stays below 1 / stride. */
+  s->recip = nslots > 1 ? (((uint64_t)1 << 48) + stride - 1) / stride : 0;
   zp__os_dontdump(s->base, bytes);
   *pin_failed = false;
   if (pool->cfg.pinned_memory) {
@@ -172,21 +176,17 @@ void zp__span_release(zp_pool *pool, zp__buf *list) {
   pthread_mutex_unlock(&pool->grow_lock);
 }
 
-zp__buf *zp__span_find(zp_pool *pool, const void *p, zp__span **span_out) {
+void zp__span_bad_pointer(zp_pool *pool, const void *p) {
   zp__span *s = zp__pagemap_lookup(p);
   const char *cp = p;
-  if (!s || cp < s->base || cp >= s->base + (size_t)s->nslots * s->stride)
+  if (!s || cp < s->base || cp >= s->base + s->limit)
     zp__misuse("zp_put(%p): not a buffer zeropool handed out", p);
   if (s->pool != pool)
     zp__misuse("zp_put(%p): buffer of pool %p put into a different pool %p",
                p, (void *)s->pool, (void *)pool);
   size_t off = (size_t)(cp - s->base);
-  size_t idx = s->nslots == 1 ? 0 : off / s->stride;
-  if (off != idx * s->stride)
-    zp__misuse("zp_put(%p): interior pointer, the buffer starts at %p", p,
-               (void *)(s->base + idx * s->stride));
-  *span_out = s;
-  return &s->bufs[idx];
+  zp__misuse("zp_put(%p): interior pointer, the buffer starts at %p", p,
+             (void *)(s->base + off / s->stride * s->stride));
 }
 
 void zp__span_destroy_pool(zp_pool *pool) {

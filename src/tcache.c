@@ -98,7 +98,6 @@ static void registry_unlink(zp_pool *pool, zp__tcache *tc) {
 }
 
 static void fold_counters(zp_pool *pool, zp__tcache *tc) {
-  zp__counter_add_shared(&pool->gets, zp__counter_get(&tc->gets));
   zp__counter_add_shared(&pool->puts, zp__counter_get(&tc->puts));
   zp__counter_add_shared(&pool->hits, zp__counter_get(&tc->hits));
   zp__counter_add_shared(&pool->misses, zp__counter_get(&tc->misses));
@@ -221,7 +220,6 @@ void zp__tcaches_orphan(zp_pool *pool) {
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st) {
   pthread_mutex_lock(&registry_lock);
   for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next) {
-    st->gets += zp__counter_get(&tc->gets);
     st->puts += zp__counter_get(&tc->puts);
     st->hits += zp__counter_get(&tc->hits);
     st->misses += zp__counter_get(&tc->misses);
