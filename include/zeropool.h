@@ -138,7 +138,7 @@ ZP_API void zp_pool_destroy(zp_pool *pool);
  * NULL with errno EINVAL (pool is NULL) or ENOMEM (size > ZP_MAX_REQUEST, or
  * out of memory). Only the first size bytes may be written. */
 ZP_API ZP_NODISCARD ZP_MALLOC ZP_ALLOC_SIZE(2) void *zp_get(zp_pool *pool,
-                                                             size_t size);
+                                                            size_t size);
 
 /* Wipes every byte the buffer was handed out with and recycles it. NULL is a
  * no-op. May be called on any thread. */

@@ -49,7 +49,7 @@ static inline int zp__is_pow2(size_t n) { return n && !(n & (n - 1)); }
 
 /* Reports detected misuse on one stderr line starting with "zeropool:" and
  * aborts. Never returns. */
-__attribute__((noreturn, format(printf, 1, 2))) void
-zp__misuse(const char *fmt, ...);
+__attribute__((noreturn, format(printf, 1, 2))) void zp__misuse(const char *fmt,
+                                                                ...);
 
 #endif /* ZP_COMMON_H */

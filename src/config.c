@@ -44,8 +44,8 @@ int zp__config_resolve(const zp__topology *t, const zp_builder *in,
   if (b.eviction_policy != ZP_EVICTION_CLOCK_PRO &&
       b.eviction_policy != ZP_EVICTION_LIFO)
     bad = "eviction_policy";
-  if (b.num_shards && (!zp__is_pow2(b.num_shards) ||
-                       b.num_shards > ZP_MAX_SHARDS))
+  if (b.num_shards &&
+      (!zp__is_pow2(b.num_shards) || b.num_shards > ZP_MAX_SHARDS))
     bad = "num_shards";
   if (b.min_buffer_size &&
       (!zp__is_pow2(b.min_buffer_size) || b.min_buffer_size < 64 ||

@@ -68,6 +68,10 @@ int zp__os_lock(void *p, size_t bytes) {
   return mlock(p, bytes) == 0 ? 0 : -errno;
 }
 
+void zp__os_discard(void *p, size_t bytes) {
+  (void)madvise(p, bytes, MADV_DONTNEED);
+}
+
 void zp__os_dontdump(void *p, size_t bytes) {
 #ifdef MADV_DONTDUMP
   (void)madvise(p, bytes, MADV_DONTDUMP);

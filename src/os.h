@@ -14,6 +14,9 @@ void *zp__os_map(size_t bytes, size_t align);
 void zp__os_unmap(void *p, size_t bytes);
 /* mlock; 0 or a negative errno. */
 int zp__os_lock(void *p, size_t bytes);
+/* Gives the pages of an unused range back to the OS; they read as zero
+ * when touched again (best effort). */
+void zp__os_discard(void *p, size_t bytes);
 /* Keeps the range out of core dumps (best effort). */
 void zp__os_dontdump(void *p, size_t bytes);
 

@@ -16,9 +16,7 @@ typedef zp__leaf_entry leaf_entry;
  * most one per 4 GiB of address space that ever held a span. */
 _Atomic uintptr_t zp__pagemap_root[(size_t)1 << ROOT_BITS];
 
-static inline size_t granule_of(uintptr_t a) {
-  return a >> ZP__GRANULE_SHIFT;
-}
+static inline size_t granule_of(uintptr_t a) { return a >> ZP__GRANULE_SHIFT; }
 
 static leaf_entry *leaf_for(size_t g, int create) {
   size_t r = g >> LEAF_BITS;

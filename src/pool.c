@@ -5,9 +5,9 @@
  * descriptor, with one atomic exchange (the double-put check) and no lock.
  * Everything else goes to the slow paths below and to the modules.
  */
+#include "pool.h"
 #include "os.h"
 #include "pagemap.h"
-#include "pool.h"
 #include "zp_testing.h"
 
 #include <errno.h>
@@ -151,7 +151,7 @@ void *zp_get(zp_pool *pool, size_t size) {
       tc->head[cls] = b->next;
       zp__counter_sub(&tc->count, 1);
       zp__counter_sub(&tc->idle_bytes, zp__class_size(pool, cls));
-        zp__counter_add(&tc->hits, 1);
+      zp__counter_add(&tc->hits, 1);
       return hand_out(b, size);
     }
   }
@@ -162,6 +162,7 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__buf *b) {
   unsigned cls = b->cls;
   size_t csize = zp__class_size(pool, cls);
   zp__tcache *tc = zp__tcache_for(pool);
+  b->next = NULL; /* a list of one for zp__shard_give */
   if (!tc) {
     zp__shard_give(pool, cls, b, 0);
     return;
@@ -189,7 +190,8 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__buf *b) {
 }
 
 /* Reports a put of a buffer that is not out. */
-ZP__SLOW __attribute__((noreturn)) static void bad_state(const void *p, int state) {
+ZP__SLOW __attribute__((noreturn)) static void bad_state(const void *p,
+                                                         int state) {
   if (state == ZP__IDLE)
     zp__misuse("zp_put(%p): double put, the buffer is already back in the "
                "pool",

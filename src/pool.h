@@ -49,18 +49,18 @@ typedef struct zp__buf {
 typedef struct zp__span {
   zp_pool *pool;
   char *base;
-  size_t stride; /* class size */
-  size_t limit;  /* nslots * stride: offsets below it hold buffers */
+  size_t stride;  /* class size */
+  size_t limit;   /* nslots * stride: offsets below it hold buffers */
   uint64_t recip; /* off * recip >> 48 == off / stride; 0 for one slot */
-  size_t bytes;  /* mapped */
+  size_t bytes;   /* mapped */
   unsigned cls;
   uint32_t nslots;
-  uint32_t live;    /* slots not FREE (IDLE or OUT) */
-  uint32_t carved;  /* slots [0, carved) have been handed out once */
-  bool pinned;      /* mlock succeeded */
-  zp__buf *free;    /* released slots below carved */
-  struct zp__span *next, *prev;          /* all spans of the pool */
-  struct zp__span *pnext, *pprev;        /* spans of cls with a free slot */
+  uint32_t live;   /* slots not FREE (IDLE or OUT) */
+  uint32_t carved; /* slots [0, carved) have been handed out once */
+  bool pinned;     /* mlock succeeded */
+  zp__buf *free;   /* released slots below carved */
+  struct zp__span *next, *prev;   /* all spans of the pool */
+  struct zp__span *pnext, *pprev; /* spans of cls with a free slot */
   bool in_partial;
   zp__buf bufs[];
 } zp__span;
@@ -75,15 +75,15 @@ typedef struct zp__shard {
 /* One thread's cache for one pool. Owned by its thread; linked into the
  * pool's registry so that destroy, trim and stats can find it. */
 typedef struct zp__tcache {
-  _Atomic(zp_pool *) pool; /* NULL once the pool was destroyed */
-  struct zp__tcache *thread_next; /* the owning thread's caches */
+  _Atomic(zp_pool *) pool;                /* NULL once the pool was destroyed */
+  struct zp__tcache *thread_next;         /* the owning thread's caches */
   struct zp__tcache *reg_next, *reg_prev; /* the pool's registry */
-  uint64_t epoch;      /* pool->trim_epoch last seen */
-  size_t credit;       /* bytes of the pool's budget this cache holds */
-  zp__counter count;   /* idle buffers */
+  uint64_t epoch;                         /* pool->trim_epoch last seen */
+  size_t credit;     /* bytes of the pool's budget this cache holds */
+  zp__counter count; /* idle buffers */
   zp__counter idle_bytes;
   zp__counter puts, hits, misses, bytes_zeroed; /* gets = hits + misses */
-  zp__buf *head[];     /* [nclasses] */
+  zp__buf *head[];                              /* [nclasses] */
 } zp__tcache;
 
 struct zp_pool {
@@ -125,7 +125,7 @@ static inline size_t zp__class_size(const zp_pool *p, unsigned cls) {
 zp__buf *zp__span_carve(zp_pool *pool, unsigned cls);
 void zp__span_release(zp_pool *pool, zp__buf *list);
 __attribute__((noreturn)) void zp__span_bad_pointer(zp_pool *pool,
-                                                   const void *p);
+                                                    const void *p);
 void zp__span_destroy_pool(zp_pool *pool); /* at destroy, under no lock */
 /* After destroy: releases b; true when it was the last buffer out. */
 bool zp__span_zombie_put(zp_pool *pool, zp__span *s, zp__buf *b);
@@ -134,12 +134,10 @@ bool zp__span_zombie_put(zp_pool *pool, zp__span *s, zp__buf *b);
 int zp__shards_init(zp_pool *pool);
 void zp__shards_fini(zp_pool *pool);
 unsigned zp__shard_here(const zp_pool *pool);
-size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list,
-                      size_t max);
+size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max);
 /* Gives a list of idle buffers of class cls to the current CPU's shard;
  * credit: budget bytes the caller already reserved for them. */
-void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list,
-                    size_t credit);
+void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t credit);
 zp__buf *zp__shards_drain(zp_pool *pool);
 bool zp__budget_reserve(zp_pool *pool, size_t bytes);
 void zp__budget_release(zp_pool *pool, size_t bytes);
@@ -148,8 +146,7 @@ void zp__budget_release(zp_pool *pool, size_t bytes);
 extern _Thread_local zp__tcache *zp__tls_last;
 zp__tcache *zp__tcache_for(zp_pool *pool); /* NULL: go without a cache */
 /* Moves up to max buffers of class cls from tc to a shard. */
-void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls,
-                      size_t max);
+void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max);
 void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
 void zp__tcaches_orphan(zp_pool *pool);
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st);

@@ -112,8 +112,7 @@ static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
   return n;
 }
 
-size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list,
-                      size_t max) {
+size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max) {
   size_t home = zp__shard_here(pool);
   size_t n = take_from(pool, home, cls, list, max);
   if (n)
@@ -141,8 +140,7 @@ static void shard_push(zp_pool *pool, zp__shard *sh, size_t i, zp__buf *b) {
   sh->idle_bytes += zp__class_size(pool, b->cls);
 }
 
-void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list,
-                    size_t credit) {
+void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t credit) {
   size_t i = zp__shard_here(pool);
   zp__shard *sh = &pool->shards[i];
   size_t csize = zp__class_size(pool, cls), nevicted = 0;

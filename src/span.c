@@ -159,6 +159,10 @@ static void slot_release(zp_pool *pool, zp__span *s, zp__buf *b) {
     span_free(pool, s);
     return;
   }
+  /* The slab stays; the slot's pages go back to the OS (they are zero, and
+   * an evicted buffer must not keep its memory). mlocked pages stay. */
+  if (s->stride >= ZP__PAGE && !s->pinned)
+    zp__os_discard(b->addr, s->stride);
   b->next = s->free;
   s->free = b;
   list_link_partial(pool, s);
@@ -182,8 +186,8 @@ void zp__span_bad_pointer(zp_pool *pool, const void *p) {
   if (!s || cp < s->base || cp >= s->base + s->limit)
     zp__misuse("zp_put(%p): not a buffer zeropool handed out", p);
   if (s->pool != pool)
-    zp__misuse("zp_put(%p): buffer of pool %p put into a different pool %p",
-               p, (void *)s->pool, (void *)pool);
+    zp__misuse("zp_put(%p): buffer of pool %p put into a different pool %p", p,
+               (void *)s->pool, (void *)pool);
   size_t off = (size_t)(cp - s->base);
   zp__misuse("zp_put(%p): interior pointer, the buffer starts at %p", p,
              (void *)(s->base + off / s->stride * s->stride));

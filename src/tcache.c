@@ -55,8 +55,7 @@ static zp__buf *take_all(zp_pool *pool, zp__tcache *tc) {
   return all;
 }
 
-void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls,
-                      size_t max) {
+void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max) {
   zp__buf *head = tc->head[cls], *last = NULL;
   size_t n = 0, csize = zp__class_size(pool, cls);
   for (zp__buf *b = head; b && n < max; b = b->next) {
@@ -132,8 +131,8 @@ static zp__tcache *tcache_new(zp_pool *pool) {
       return NULL;
     tls_state = TLS_REGISTERED;
   }
-  zp__tcache *tc = zp__os_calloc(
-      1, sizeof *tc + pool->classes.count * sizeof(zp__buf *));
+  zp__tcache *tc =
+      zp__os_calloc(1, sizeof *tc + pool->classes.count * sizeof(zp__buf *));
   if (!tc)
     return NULL;
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
@@ -166,7 +165,8 @@ zp__tcache *zp__tcache_for(zp_pool *pool) {
     reap_orphans();
   if (!tc && !(tc = tcache_new(pool)))
     return NULL;
-  uint64_t epoch = atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
+  uint64_t epoch =
+      atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
   if (tc->epoch != epoch) {
     /* zp_pool_trim ran since this thread last looked: release our share. */
     zp__tcache_trim_mine(pool, tc);
