@@ -73,12 +73,23 @@ static inline void *hand_out(zp__buf *b, size_t size) {
   return b->addr;
 }
 
-/* Pushes b on tc's list; the caller checked count and credit. */
-static inline void tc_push(zp_pool *pool, zp__tcache *tc, zp__buf *b) {
+/* Pushes b on tc's list; the caller checked count and room. */
+static inline void tc_push(zp__tcache *tc, zp__buf *b, size_t csize) {
   b->next = tc->head[b->cls];
   tc->head[b->cls] = b;
   zp__counter_add(&tc->count, 1);
-  zp__counter_add(&tc->idle_bytes, zp__class_size(pool, b->cls));
+  zp__counter_sub(&tc->room, csize);
+}
+
+/* Pops the top buffer of class cls, or NULL. */
+static inline zp__buf *tc_pop(zp__tcache *tc, unsigned cls, size_t csize) {
+  zp__buf *b = tc->head[cls];
+  if (zp__likely(b != NULL)) {
+    tc->head[cls] = b->next;
+    zp__counter_sub(&tc->count, 1);
+    zp__counter_add(&tc->room, csize);
+  }
+  return b;
 }
 
 static inline bool tc_usable(zp_pool *pool, zp__tcache *tc) {
@@ -92,29 +103,27 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
   zp__tcache *tc = zp__tcache_for(pool);
   zp__buf *b = NULL, *list;
   bool hit = true;
-  if (tc && (b = tc->head[cls]) != NULL) {
-    tc->head[cls] = b->next;
-    zp__counter_sub(&tc->count, 1);
-    zp__counter_sub(&tc->idle_bytes, csize);
-  } else if (tc) {
+  if (tc && (b = tc_pop(tc, cls, csize)) == NULL) {
     /* Refill a batch from the shards; their budget becomes our credit. */
     size_t n = zp__shard_take(pool, cls, &list, pool->batch);
     if (n) {
       b = list;
-      tc->credit += n * csize;
+      zp__counter_add(&tc->credit, n * csize);
+      zp__counter_add(&tc->room, n * csize);
       for (zp__buf *r = list->next, *next; r; r = next) {
         next = r->next;
-        tc_push(pool, tc, r);
+        tc_push(tc, r, csize);
       }
     }
-    /* Keep at most tc_byte_cap of credit we do not use. */
-    size_t idle = (size_t)zp__counter_get(&tc->idle_bytes);
-    size_t keep = idle + (b ? csize : 0) + pool->tc_byte_cap;
-    if (tc->credit > keep) {
-      zp__budget_release(pool, tc->credit - keep);
-      tc->credit = keep;
+    /* Keep at most tc_byte_cap of credit beyond what we hold. */
+    size_t room = zp__counter_get(&tc->room);
+    size_t keep = pool->tc_byte_cap + (b ? csize : 0);
+    if (room > keep) {
+      zp__budget_release(pool, room - keep);
+      zp__counter_sub(&tc->credit, room - keep);
+      zp__counter_sub(&tc->room, room - keep);
     }
-  } else if (zp__shard_take(pool, cls, &list, 1)) {
+  } else if (!tc && zp__shard_take(pool, cls, &list, 1)) {
     b = list;
     zp__budget_release(pool, csize);
   }
@@ -126,11 +135,10 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
       return NULL;
     }
   }
-  if (tc) {
+  if (tc)
     zp__counter_add(hit ? &tc->hits : &tc->misses, 1);
-  } else {
+  else
     zp__counter_add_shared(hit ? &pool->hits : &pool->misses, 1);
-  }
   return hand_out(b, size);
 }
 
@@ -146,11 +154,8 @@ void *zp_get(zp_pool *pool, size_t size) {
   unsigned cls = zp__class_of(&pool->classes, size);
   zp__tcache *tc = zp__tls_last;
   if (zp__likely(tc_usable(pool, tc))) {
-    zp__buf *b = tc->head[cls];
+    zp__buf *b = tc_pop(tc, cls, zp__class_size(pool, cls));
     if (zp__likely(b != NULL)) {
-      tc->head[cls] = b->next;
-      zp__counter_sub(&tc->count, 1);
-      zp__counter_sub(&tc->idle_bytes, zp__class_size(pool, cls));
       zp__counter_add(&tc->hits, 1);
       return hand_out(b, size);
     }
@@ -158,33 +163,52 @@ void *zp_get(zp_pool *pool, size_t size) {
   return get_slow(pool, size, cls);
 }
 
-ZP__SLOW static void put_slow(zp_pool *pool, zp__buf *b) {
+ZP__SLOW static void zombie_put(zp_pool *pool, zp__span *s, zp__buf *b) {
+  if (zp__span_zombie_put(pool, s, b))
+    pool_free(pool);
+}
+
+/* A put the fast path could not finish: no usable cache, a full one, or a
+ * destroyed pool. b is IDLE and wiped; used bytes were wiped. */
+ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
+                              size_t used) {
+  if (atomic_load_explicit(&pool->destroyed, memory_order_relaxed)) {
+    zombie_put(pool, s, b);
+    return;
+  }
   unsigned cls = b->cls;
   size_t csize = zp__class_size(pool, cls);
   zp__tcache *tc = zp__tcache_for(pool);
   b->next = NULL; /* a list of one for zp__shard_give */
   if (!tc) {
+    zp__counter_add_shared(&pool->puts, 1);
+    zp__counter_add_shared(&pool->bytes_zeroed, used);
     zp__shard_give(pool, cls, b, 0);
     return;
   }
+  zp__counter_add(&tc->puts, 1);
+  zp__counter_add(&tc->bytes_zeroed, used);
   if (zp__counter_get(&tc->count) >= pool->cfg.tls_cache_size)
     zp__tcache_flush(pool, tc, cls, pool->batch); /* the older ones */
-  size_t idle = (size_t)zp__counter_get(&tc->idle_bytes);
+  size_t room = zp__counter_get(&tc->room);
+  size_t idle = zp__counter_get(&tc->credit) - room;
   bool fits = zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
               idle + csize <= pool->tc_byte_cap;
-  if (fits && idle + csize > tc->credit) {
-    size_t need = idle + csize - tc->credit;
+  if (fits && room < csize) {
+    size_t need = csize - room;
     size_t more = pool->tc_byte_cap - idle - csize; /* room to grow */
     more = more < need ? more : need;               /* lease 2x when we can */
     if (zp__budget_reserve(pool, need + more))
-      tc->credit += need + more;
-    else if (zp__budget_reserve(pool, need))
-      tc->credit += need;
-    else
+      need += more;
+    else if (!zp__budget_reserve(pool, need))
       fits = false;
+    if (fits) {
+      zp__counter_add(&tc->credit, need);
+      zp__counter_add(&tc->room, need);
+    }
   }
   if (fits)
-    tc_push(pool, tc, b);
+    tc_push(tc, b, csize);
   else
     zp__shard_give(pool, cls, b, 0);
 }
@@ -201,53 +225,37 @@ ZP__SLOW __attribute__((noreturn)) static void bad_state(const void *p,
              p);
 }
 
-ZP__SLOW static void zombie_put(zp_pool *pool, zp__span *s, zp__buf *b) {
-  if (zp__span_zombie_put(pool, s, b))
-    pool_free(pool);
-}
-
 static inline void put_impl(zp_pool *pool, void *buf, size_t used,
                             bool partial) {
   zp__span *s;
   zp__buf *b = zp__span_find(pool, buf, &s);
-  if (partial && zp__unlikely(used > b->size) &&
-      atomic_load_explicit(&b->state, memory_order_relaxed) == ZP__OUT)
+  size_t size = b->size;
+  if (!partial)
+    used = size;
+  else if (zp__unlikely(used > size) &&
+           atomic_load_explicit(&b->state, memory_order_relaxed) == ZP__OUT)
     zp__misuse("zp_put_used(%p, %zu): used is larger than the %zu bytes "
                "handed out",
-               buf, used, b->size);
+               buf, used, size);
+  /* An exchange, not a load and a store: of two racing puts of one
+   * buffer, exactly one sees OUT. */
   int prev =
       atomic_exchange_explicit(&b->state, ZP__IDLE, memory_order_relaxed);
   if (zp__unlikely(prev != ZP__OUT))
     bad_state(buf, prev);
-  if (!partial)
-    used = b->size;
   zp__wipe(buf, used);
-  if (zp__unlikely(
-          atomic_load_explicit(&pool->destroyed, memory_order_relaxed))) {
-    zombie_put(pool, s, b);
-    return;
-  }
+  /* A usable cache implies a live pool: destroy orphans every cache. */
   zp__tcache *tc = zp__tls_last;
   size_t csize = zp__class_size(pool, b->cls);
-  if (zp__likely(tc_usable(pool, tc))) {
+  if (zp__likely(tc_usable(pool, tc) &&
+                 zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
+                 zp__counter_get(&tc->room) >= csize)) {
     zp__counter_add(&tc->puts, 1);
     zp__counter_add(&tc->bytes_zeroed, used);
-    if (zp__likely(zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
-                   zp__counter_get(&tc->idle_bytes) + csize <= tc->credit)) {
-      tc_push(pool, tc, b);
-      return;
-    }
-  } else {
-    tc = zp__tcache_for(pool);
-    if (tc) {
-      zp__counter_add(&tc->puts, 1);
-      zp__counter_add(&tc->bytes_zeroed, used);
-    } else {
-      zp__counter_add_shared(&pool->puts, 1);
-      zp__counter_add_shared(&pool->bytes_zeroed, used);
-    }
+    tc_push(tc, b, csize);
+    return;
   }
-  put_slow(pool, b);
+  put_slow(pool, s, b, used);
 }
 
 void zp_put(zp_pool *pool, void *buf) {

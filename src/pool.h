@@ -75,15 +75,18 @@ typedef struct zp__shard {
 /* One thread's cache for one pool. Owned by its thread; linked into the
  * pool's registry so that destroy, trim and stats can find it. */
 typedef struct zp__tcache {
-  _Atomic(zp_pool *) pool;                /* NULL once the pool was destroyed */
+  /* Hot: what a cache hit reads and writes, in the first cache line. */
+  _Atomic(zp_pool *) pool; /* NULL once the pool was destroyed */
+  uint64_t epoch;          /* pool->trim_epoch last seen */
+  zp__counter count;       /* idle buffers */
+  zp__counter room;        /* credit - idle bytes: what a put may add */
+  zp__counter hits, puts, bytes_zeroed;
+  /* Cold. */
+  zp__counter credit; /* bytes of the pool's budget this cache holds */
+  zp__counter misses; /* gets = hits + misses */
   struct zp__tcache *thread_next;         /* the owning thread's caches */
   struct zp__tcache *reg_next, *reg_prev; /* the pool's registry */
-  uint64_t epoch;                         /* pool->trim_epoch last seen */
-  size_t credit;     /* bytes of the pool's budget this cache holds */
-  zp__counter count; /* idle buffers */
-  zp__counter idle_bytes;
-  zp__counter puts, hits, misses, bytes_zeroed; /* gets = hits + misses */
-  zp__buf *head[];                              /* [nclasses] */
+  zp__buf *head[];                        /* [nclasses] */
 } zp__tcache;
 
 struct zp_pool {
@@ -148,6 +151,8 @@ zp__tcache *zp__tcache_for(zp_pool *pool); /* NULL: go without a cache */
 /* Moves up to max buffers of class cls from tc to a shard. */
 void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max);
 void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
+/* Returns all of tc's credit to the pool; tc must hold no buffer. */
+void zp__tcache_drop_credit(zp_pool *pool, zp__tcache *tc);
 void zp__tcaches_orphan(zp_pool *pool);
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st);
 

@@ -20,4 +20,10 @@ void zp__size_classes_init(zp__size_classes *sc, size_t min_size) {
       sc->by_quarter[k * 4 + q] = (uint8_t)(sc->count - 1);
     }
   }
+  for (size_t i = 0; i < ZP__TABLE_ENTRIES; i++) {
+    sc->by_64[i] =
+        (uint8_t)zp__class_of_quarter(sc, (i + 1) << ZP__SMALL_STEP_SHIFT);
+    sc->by_4k[i] =
+        (uint8_t)zp__class_of_quarter(sc, (i + 1) << ZP__MEDIUM_STEP_SHIFT);
+  }
 }

@@ -51,7 +51,8 @@ static zp__buf *take_all(zp_pool *pool, zp__tcache *tc) {
     tc->head[c] = NULL;
   }
   atomic_store_explicit(&tc->count, 0, memory_order_relaxed);
-  atomic_store_explicit(&tc->idle_bytes, 0, memory_order_relaxed);
+  atomic_store_explicit(&tc->room, zp__counter_get(&tc->credit),
+                        memory_order_relaxed);
   return all;
 }
 
@@ -66,9 +67,9 @@ void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max) {
     return;
   tc->head[cls] = last->next;
   last->next = NULL;
+  /* The buffers leave with their share of the credit: room is unchanged. */
   zp__counter_sub(&tc->count, n);
-  zp__counter_sub(&tc->idle_bytes, n * csize);
-  tc->credit -= n * csize;
+  zp__counter_sub(&tc->credit, n * csize);
   zp__shard_give(pool, cls, head, n * csize);
 }
 
@@ -76,14 +77,18 @@ static void flush_all(zp_pool *pool, zp__tcache *tc) {
   for (unsigned c = 0; c < pool->classes.count; c++)
     if (tc->head[c])
       zp__tcache_flush(pool, tc, c, SIZE_MAX);
-  zp__budget_release(pool, tc->credit);
-  tc->credit = 0;
+  zp__tcache_drop_credit(pool, tc);
+}
+
+void zp__tcache_drop_credit(zp_pool *pool, zp__tcache *tc) {
+  zp__budget_release(pool, zp__counter_get(&tc->credit));
+  atomic_store_explicit(&tc->credit, 0, memory_order_relaxed);
+  atomic_store_explicit(&tc->room, 0, memory_order_relaxed);
 }
 
 void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc) {
   zp__buf *all = take_all(pool, tc);
-  zp__budget_release(pool, tc->credit);
-  tc->credit = 0;
+  zp__tcache_drop_credit(pool, tc);
   zp__span_release(pool, all);
 }
 
@@ -225,7 +230,7 @@ void zp__tcaches_sum(zp_pool *pool, zp_stats *st) {
     st->misses += zp__counter_get(&tc->misses);
     st->bytes_zeroed += zp__counter_get(&tc->bytes_zeroed);
     st->idle_buffers += zp__counter_get(&tc->count);
-    st->idle_bytes += zp__counter_get(&tc->idle_bytes);
+    st->idle_bytes += zp__counter_get(&tc->credit) - zp__counter_get(&tc->room);
   }
   pthread_mutex_unlock(&registry_lock);
 }

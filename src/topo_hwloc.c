@@ -30,8 +30,6 @@ int zp__topology_hwloc(zp__topology *t) {
   t->l3_domains = count(topo, HWLOC_OBJ_L3CACHE);
   t->l2_bytes = cache_size(topo, HWLOC_OBJ_L2CACHE);
   t->l3_bytes = cache_size(topo, HWLOC_OBJ_L3CACHE);
-  hwloc_obj_t root = hwloc_get_root_obj(topo);
-  t->ram_bytes = root ? (size_t)root->total_memory : 0;
   hwloc_topology_destroy(topo);
   if (!t->pus)
     return -ENOSYS;
@@ -39,8 +37,9 @@ int zp__topology_hwloc(zp__topology *t) {
     t->cores = t->pus;
   if (!t->l3_domains)
     t->l3_domains = 1;
-  if (!t->ram_bytes)
-    t->ram_bytes = zp__os_ram_bytes();
+  /* Not hwloc's NUMA memory: in VMs it can report a fraction of the RAM
+   * the kernel gives us (seen: 4 of 23.5 GiB). */
+  t->ram_bytes = zp__os_ram_bytes();
   t->source = "hwloc";
   return 0;
 }
