@@ -92,15 +92,15 @@ static inline zp__buf *tc_pop(zp__tcache *tc, unsigned cls, size_t csize) {
   return b;
 }
 
-static inline bool tc_usable(zp_pool *pool, zp__tcache *tc) {
-  return tc && atomic_load_explicit(&tc->pool, memory_order_relaxed) == pool &&
-         tc->epoch ==
-             atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
+/* The calling thread's cache for pool, entered; NULL: go without one. */
+static zp__tcache *tc_for_slow_path(zp_pool *pool) {
+  zp__tcache *tc = zp__tcache_for(pool);
+  return zp__tc_enter(pool, tc) ? tc : NULL;
 }
 
 ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
   size_t csize = zp__class_size(pool, cls);
-  zp__tcache *tc = zp__tcache_for(pool);
+  zp__tcache *tc = tc_for_slow_path(pool);
   zp__buf *b = NULL, *list;
   bool hit = true;
   if (tc && (b = tc_pop(tc, cls, csize)) == NULL) {
@@ -130,15 +130,18 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
   if (!b) {
     hit = false;
     b = zp__span_carve(pool, cls);
-    if (!b) {
-      errno = ENOMEM;
-      return NULL;
-    }
   }
-  if (tc)
-    zp__counter_add(hit ? &tc->hits : &tc->misses, 1);
-  else
+  if (tc) {
+    if (b)
+      zp__counter_add(hit ? &tc->hits : &tc->misses, 1);
+    zp__tc_leave(tc);
+  } else if (b) {
     zp__counter_add_shared(hit ? &pool->hits : &pool->misses, 1);
+  }
+  if (!b) {
+    errno = ENOMEM;
+    return NULL;
+  }
   return hand_out(b, size);
 }
 
@@ -153,12 +156,14 @@ void *zp_get(zp_pool *pool, size_t size) {
   }
   unsigned cls = zp__class_of(&pool->classes, size);
   zp__tcache *tc = zp__tls_last;
-  if (zp__likely(tc_usable(pool, tc))) {
+  if (zp__likely(zp__tc_enter(pool, tc))) {
     zp__buf *b = tc_pop(tc, cls, zp__class_size(pool, cls));
     if (zp__likely(b != NULL)) {
       zp__counter_add(&tc->hits, 1);
+      zp__tc_leave(tc);
       return hand_out(b, size);
     }
+    zp__tc_leave(tc);
   }
   return get_slow(pool, size, cls);
 }
@@ -178,7 +183,7 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
   }
   unsigned cls = b->cls;
   size_t csize = zp__class_size(pool, cls);
-  zp__tcache *tc = zp__tcache_for(pool);
+  zp__tcache *tc = tc_for_slow_path(pool);
   b->next = NULL; /* a list of one for zp__shard_give */
   if (!tc) {
     zp__counter_add_shared(&pool->puts, 1);
@@ -209,7 +214,8 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
   }
   if (fits)
     tc_push(tc, b, csize);
-  else
+  zp__tc_leave(tc);
+  if (!fits)
     zp__shard_give(pool, cls, b, 0);
 }
 
@@ -247,13 +253,16 @@ static inline void put_impl(zp_pool *pool, void *buf, size_t used,
   /* A usable cache implies a live pool: destroy orphans every cache. */
   zp__tcache *tc = zp__tls_last;
   size_t csize = zp__class_size(pool, b->cls);
-  if (zp__likely(tc_usable(pool, tc) &&
-                 zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
-                 zp__counter_get(&tc->room) >= csize)) {
-    zp__counter_add(&tc->puts, 1);
-    zp__counter_add(&tc->bytes_zeroed, used);
-    tc_push(tc, b, csize);
-    return;
+  if (zp__likely(zp__tc_enter(pool, tc))) {
+    if (zp__likely(zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
+                   zp__counter_get(&tc->room) >= csize)) {
+      zp__counter_add(&tc->puts, 1);
+      zp__counter_add(&tc->bytes_zeroed, used);
+      tc_push(tc, b, csize);
+      zp__tc_leave(tc);
+      return;
+    }
+    zp__tc_leave(tc);
   }
   put_slow(pool, s, b, used);
 }
@@ -306,10 +315,7 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
 int zp_pool_trim(zp_pool *pool) {
   if (!pool)
     return -EINVAL;
-  /* Other threads release their caches at their next call on this pool:
-   * their caches have no lock, so only they may touch them. */
-  atomic_fetch_add_explicit(&pool->trim_epoch, 1, memory_order_relaxed);
-  zp__tcache_for(pool); /* releases the calling thread's cache */
+  zp__tcaches_drain(pool);
   zp__span_release(pool, zp__shards_drain(pool));
   return 0;
 }

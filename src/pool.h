@@ -73,13 +73,17 @@ typedef struct zp__shard {
 } zp__shard;
 
 /* One thread's cache for one pool. Owned by its thread; linked into the
- * pool's registry so that destroy, trim and stats can find it. */
+ * pool's registry so that destroy, trim and stats can find it. The owner
+ * works on it between zp__tc_enter and zp__tc_leave. */
 typedef struct zp__tcache {
   /* Hot: what a cache hit reads and writes, in the first cache line. */
   _Atomic(zp_pool *) pool; /* NULL once the pool was destroyed */
-  uint64_t epoch;          /* pool->trim_epoch last seen */
-  zp__counter count;       /* idle buffers */
-  zp__counter room;        /* credit - idle bytes: what a put may add */
+  /* Lets zp_pool_trim empty this cache from another thread without a lock
+   * or an atomic read-modify-write on the fast path (see tcache.c). */
+  _Atomic uint8_t active;    /* the owner is inside an operation on it */
+  _Atomic uint8_t drain_req; /* a trim asks for it; the owner stays out */
+  zp__counter count;         /* idle buffers */
+  zp__counter room;          /* credit - idle bytes: what a put may add */
   zp__counter hits, puts, bytes_zeroed;
   /* Cold. */
   zp__counter credit; /* bytes of the pool's budget this cache holds */
@@ -95,7 +99,6 @@ struct zp_pool {
   size_t shard_mask;
   size_t tc_byte_cap; /* most budget one thread cache holds */
   size_t batch;       /* buffers moved per refill/flush */
-  _Atomic uint64_t trim_epoch;
   _Atomic bool destroyed;
   const zp__eviction_ops *eviction;
   zp__shard *shards;
@@ -154,6 +157,31 @@ void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
 /* Returns all of tc's credit to the pool; tc must hold no buffer. */
 void zp__tcache_drop_credit(zp_pool *pool, zp__tcache *tc);
 void zp__tcaches_orphan(zp_pool *pool);
+/* zp_pool_trim's part: empties every thread's cache of the pool. */
+void zp__tcaches_drain(zp_pool *pool);
+
+/* Marks tc busy for an operation of its owner on pool. False when tc is not
+ * this pool's or a trim is draining it: go without the cache then.
+ *
+ * The owner's side of an asymmetric Dekker handshake: a store, a compiler
+ * barrier and a load. The trimmer stores drain_req, then membarrier() runs
+ * a full barrier on every CPU running one of our threads, then it reads
+ * active: either it sees the owner inside, and waits, or the owner's next
+ * load of drain_req sees the request. */
+static inline bool zp__tc_enter(zp_pool *pool, zp__tcache *tc) {
+  if (!tc || atomic_load_explicit(&tc->pool, memory_order_relaxed) != pool)
+    return false;
+  atomic_store_explicit(&tc->active, 1, memory_order_relaxed);
+  atomic_signal_fence(memory_order_seq_cst);
+  if (zp__likely(!atomic_load_explicit(&tc->drain_req, memory_order_acquire)))
+    return true;
+  atomic_store_explicit(&tc->active, 0, memory_order_release);
+  return false;
+}
+
+static inline void zp__tc_leave(zp__tcache *tc) {
+  atomic_store_explicit(&tc->active, 0, memory_order_release);
+}
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st);
 
 /* The descriptor of buffer p of this pool and its span; aborts with a

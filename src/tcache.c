@@ -9,12 +9,22 @@
  * thread's cache; it empties it and sets its pool to NULL under the registry
  * lock, so a thread that exits after its pool died touches no freed memory.
  * The registry lock is process-wide because it must outlive every pool.
+ *
+ * zp_pool_trim empties caches of other threads, which have no lock: it
+ * sets their drain_req, runs membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+ * and waits until none is active (zp__tc_enter in pool.h is the other
+ * half). Where membarrier is missing, each owner empties its own cache at
+ * its next call instead.
  */
 #include "os.h"
 #include "pool.h"
 
+#include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 _Thread_local zp__tcache *zp__tls_last;
 static _Thread_local zp__tcache *tls_caches;
@@ -28,8 +38,23 @@ static bool exit_key_ok;
 
 static void thread_exit(void *unused);
 
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+static bool membarrier_ok;
+
 static void make_exit_key(void) {
   exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+}
+
+static void register_membarrier(void) {
+  membarrier_ok = syscall(SYS_membarrier,
+                          MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* A full memory barrier on every CPU that runs a thread of this process. */
+static bool barrier_all_threads(void) {
+  pthread_once(&membarrier_once, register_membarrier);
+  return membarrier_ok &&
+         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
 __attribute__((destructor)) static void zp__unload(void) {
@@ -141,7 +166,6 @@ static zp__tcache *tcache_new(zp_pool *pool) {
   if (!tc)
     return NULL;
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
-  tc->epoch = atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
   pthread_mutex_lock(&registry_lock);
   tc->reg_next = pool->caches;
   if (tc->reg_next)
@@ -170,12 +194,15 @@ zp__tcache *zp__tcache_for(zp_pool *pool) {
     reap_orphans();
   if (!tc && !(tc = tcache_new(pool)))
     return NULL;
-  uint64_t epoch =
-      atomic_load_explicit(&pool->trim_epoch, memory_order_relaxed);
-  if (tc->epoch != epoch) {
-    /* zp_pool_trim ran since this thread last looked: release our share. */
-    zp__tcache_trim_mine(pool, tc);
-    tc->epoch = epoch;
+  if (atomic_load_explicit(&tc->drain_req, memory_order_acquire)) {
+    /* A trim is emptying this cache, or asked us to (no membarrier): wait
+     * for it under the registry lock, then do what is left ourselves. */
+    pthread_mutex_lock(&registry_lock);
+    if (atomic_load_explicit(&tc->drain_req, memory_order_relaxed)) {
+      zp__tcache_trim_mine(pool, tc);
+      atomic_store_explicit(&tc->drain_req, 0, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&registry_lock);
   }
   zp__tls_last = tc;
   return tc;
@@ -220,6 +247,30 @@ void zp__tcaches_orphan(zp_pool *pool) {
   pthread_mutex_unlock(&registry_lock);
   zp__span_release(pool, all);
   reap_orphans();
+}
+
+void zp__tcaches_drain(zp_pool *pool) {
+  zp__buf *all = NULL;
+  pthread_mutex_lock(&registry_lock);
+  for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next)
+    atomic_store_explicit(&tc->drain_req, 1, memory_order_relaxed);
+  if (pool->caches && barrier_all_threads()) {
+    for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next) {
+      while (atomic_load_explicit(&tc->active, memory_order_acquire))
+        sched_yield(); /* the owner is inside one get or put: short */
+      zp__buf *list = take_all(pool, tc);
+      zp__tcache_drop_credit(pool, tc);
+      while (list) {
+        zp__buf *b = list;
+        list = b->next;
+        b->next = all;
+        all = b;
+      }
+      atomic_store_explicit(&tc->drain_req, 0, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&registry_lock);
+  zp__span_release(pool, all);
 }
 
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st) {

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* Limits: byte budget, per-shard count, small buffers sharing mappings. */
+#include "test_util.h"
+
+static zp_pool *new_pool(const zp_builder *b) {
+  zp_pool *pool = zp_pool_new(b);
+  assert_non_null(pool);
+  return pool;
+}
+
+/* max_pooled_bytes = 1 MiB, 64 outstanding 64 KiB buffers put back: at most
+ * 1 MiB stays idle (16 buffers), at least 48 are evicted. */
+static void test_byte_budget(void **state) {
+  enum { N = 64 };
+  const size_t n = 64 * ZP_KIB;
+  zp_builder b;
+  zp_pool *pool;
+  void *p[N];
+  zp_stats s;
+  size_t i;
+  (void)state;
+  memset(&b, 0, sizeof b);
+  b.max_pooled_bytes = ZP_MIB;
+  pool = new_pool(&b);
+  for (i = 0; i < N; i++) {
+    p[i] = zp_get(pool, n);
+    assert_non_null(p[i]);
+    memset(p[i], 0x11, n);
+  }
+  for (i = 0; i < N; i++) {
+    zp_put(pool, p[i]);
+    s = zp_test_stats(pool);
+    if (s.idle_bytes > ZP_MIB)
+      fail_msg("after %zu puts idle_bytes = %llu > 1 MiB", i + 1,
+               (unsigned long long)s.idle_bytes);
+  }
+  s = zp_test_stats(pool);
+  assert_int_equal(s.outstanding_buffers, 0);
+  assert_true(s.idle_bytes <= ZP_MIB);
+  assert_true(s.evictions >= 48);
+  assert_int_equal(s.idle_buffers + s.evictions, N);
+  /* What stays idle is still handed out zeroed. */
+  for (i = 0; i < s.idle_buffers; i++) {
+    p[i] = zp_get(pool, n);
+    assert_non_null(p[i]);
+    assert_true(zp_test_all_zero(p[i], n));
+  }
+  for (i = 0; i < s.idle_buffers; i++)
+    zp_put(pool, p[i]);
+  zp_pool_destroy(pool);
+}
+
+/* max_buffers_per_shard = 2, tls_cache_size = 1, one shard: of 10 buffers
+ * put back at most 3 stay idle, at least 7 are evicted. */
+static void test_buffer_count_limit(void **state) {
+  enum { N = 10 };
+  zp_builder b;
+  zp_pool *pool;
+  void *p[N];
+  zp_stats s;
+  size_t i;
+  (void)state;
+  memset(&b, 0, sizeof b);
+  b.max_buffers_per_shard = 2;
+  b.tls_cache_size = 1;
+  b.num_shards = 1;
+  pool = new_pool(&b);
+  for (i = 0; i < N; i++) {
+    p[i] = zp_get(pool, 16384);
+    assert_non_null(p[i]);
+  }
+  for (i = 0; i < N; i++)
+    zp_put(pool, p[i]);
+  s = zp_test_stats(pool);
+  assert_true(s.idle_buffers <= 3);
+  assert_true(s.evictions >= 7);
+  assert_int_equal(s.idle_buffers + s.evictions, N);
+  assert_int_equal(s.outstanding_buffers, 0);
+  zp_pool_destroy(pool);
+}
+
+/* 20000 outstanding 64-byte buffers (min_buffer_size 64) share mappings:
+ * far fewer than one OS mapping each. */
+static void test_small_buffers_share_mappings(void **state) {
+  size_t n = 20000, i;
+  zp_builder b;
+  zp_pool *pool;
+  void **p = calloc(n, sizeof *p);
+  zp_stats s;
+  (void)state;
+  assert_non_null(p);
+  memset(&b, 0, sizeof b);
+  b.min_buffer_size = 64;
+  pool = new_pool(&b);
+  for (i = 0; i < n; i++) {
+    p[i] = zp_get(pool, 64);
+    assert_non_null(p[i]);
+    assert_int_equal(zp_test_addr(p[i]) % 64, 0);
+    memset(p[i], (int)(i & 0xFF) | 1, 64);
+  }
+  s = zp_test_stats(pool);
+  assert_int_equal(s.outstanding_buffers, n);
+  if (s.os_maps >= 200)
+    fail_msg("%zu buffers of 64 B use %llu OS mappings (want < 200)", n,
+             (unsigned long long)s.os_maps);
+  assert_true(s.mapped_bytes >= n * 64);
+  /* Neighbours did not overwrite each other. */
+  for (i = 0; i < n; i++) {
+    const unsigned char *q = p[i];
+    assert_int_equal(q[0], (i & 0xFF) | 1);
+    assert_int_equal(q[63], (i & 0xFF) | 1);
+  }
+  for (i = 0; i < n; i++)
+    zp_put(pool, p[i]);
+  s = zp_test_stats(pool);
+  assert_int_equal(s.outstanding_buffers, 0);
+  assert_int_equal(s.puts, n);
+  assert_int_equal(zp_pool_trim(pool), 0);
+  s = zp_test_stats(pool);
+  assert_int_equal(s.os_maps, 0);
+  assert_int_equal(s.mapped_bytes, 0);
+  zp_pool_destroy(pool);
+  free(p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_byte_budget),
+      cmocka_unit_test(test_buffer_count_limit),
+      cmocka_unit_test(test_small_buffers_share_mappings),
+  };
+  zp_test_apply_filter();
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* Misuse death tests: bad puts abort with a "zeropool:" line. */
+#include "test_util.h"
+
+#include <pthread.h>
+
+/* Each scenario runs in a forked child; the parent checks that the child died
+ * by SIGABRT and printed a line starting with "zeropool:". A scenario that
+ * returns makes the child exit 0, which fails the death test. */
+
+static zp_pool *child_pool(size_t min_buffer_size) {
+  zp_builder b;
+  zp_pool *pool;
+  memset(&b, 0, sizeof b);
+  b.min_buffer_size = min_buffer_size;
+  pool = zp_pool_new(&b);
+  ZP_CHILD_CHECK(pool != NULL);
+  return pool;
+}
+
+static void *child_get(zp_pool *pool, size_t n) {
+  void *p = zp_get(pool, n);
+  ZP_CHILD_CHECK(p != NULL);
+  return p;
+}
+
+static void put_malloced(void *arg) {
+  zp_pool *pool = child_pool(0);
+  void *keep = child_get(pool, 4096); /* the pool has memory mapped */
+  void *m = malloc(4096);
+  (void)arg;
+  (void)keep;
+  ZP_CHILD_CHECK(m != NULL);
+  zp_put(pool, m);
+}
+
+static void put_stack(void *arg) {
+  zp_pool *pool = child_pool(64);
+  void *keep = child_get(pool, 64);
+  char on_stack[256];
+  (void)arg;
+  (void)keep;
+  memset(on_stack, 0, sizeof on_stack);
+  zp_put(pool, on_stack);
+}
+
+static void put_unused_pool(void *arg) {
+  zp_pool *pool = child_pool(0); /* has never handed anything out */
+  static char in_data[4096] __attribute__((aligned(4096)));
+  (void)arg;
+  zp_put(pool, in_data);
+}
+
+static void put_interior_page(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *p = child_get(pool, 4096);
+  (void)arg;
+  zp_put(pool, p + 64);
+}
+
+static void put_interior_small(void *arg) {
+  zp_pool *pool = child_pool(64);
+  unsigned char *p = child_get(pool, 1024);
+  (void)arg;
+  zp_put(pool, p + 64);
+}
+
+static void put_interior_large(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *p = child_get(pool, 2 * ZP_MIB);
+  (void)arg;
+  zp_put(pool, p + ZP_MIB); /* page aligned, still interior */
+}
+
+static void put_used_interior(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *p = child_get(pool, 65536);
+  (void)arg;
+  zp_put_used(pool, p + 4096, 10);
+}
+
+static void double_put(void *arg) {
+  zp_pool *pool = child_pool(0);
+  void *p = child_get(pool, 4096);
+  (void)arg;
+  zp_put(pool, p);
+  zp_put(pool, p); /* p sits in this thread's cache */
+}
+
+static void double_put_small(void *arg) {
+  zp_pool *pool = child_pool(64);
+  void *p = child_get(pool, 64);
+  (void)arg;
+  zp_put(pool, p);
+  zp_put_used(pool, p, 0);
+}
+
+static void double_put_in_shard(void *arg) {
+  /* A tiny thread cache: the first put pushes p on to the shard. */
+  zp_builder b;
+  zp_pool *pool;
+  void *p[8];
+  size_t i;
+  (void)arg;
+  memset(&b, 0, sizeof b);
+  b.tls_cache_size = 1;
+  b.num_shards = 1;
+  pool = zp_pool_new(&b);
+  ZP_CHILD_CHECK(pool != NULL);
+  for (i = 0; i < 8; i++)
+    p[i] = child_get(pool, 8192);
+  for (i = 0; i < 8; i++)
+    zp_put(pool, p[i]);
+  zp_put(pool, p[0]);
+}
+
+static void *put_on_thread(void *arg) {
+  void **x = arg;
+  zp_put((zp_pool *)x[0], x[1]);
+  return NULL;
+}
+
+static void double_put_other_thread(void *arg) {
+  zp_pool *pool = child_pool(0);
+  void *p = child_get(pool, 16384);
+  void *x[2];
+  pthread_t t;
+  (void)arg;
+  x[0] = pool;
+  x[1] = p;
+  zp_put(pool, p);
+  ZP_CHILD_CHECK(pthread_create(&t, NULL, put_on_thread, x) == 0);
+  ZP_CHILD_CHECK(pthread_join(t, NULL) == 0);
+}
+
+static void put_other_pool(void *arg) {
+  zp_pool *a = child_pool(0), *b = child_pool(0);
+  void *p = child_get(a, 4096);
+  void *q = child_get(b, 4096); /* b has memory of its own */
+  (void)arg;
+  (void)q;
+  zp_put(b, p);
+}
+
+static void put_used_other_pool(void *arg) {
+  zp_pool *a = child_pool(64), *b = child_pool(64);
+  void *p = child_get(a, 128);
+  (void)arg;
+  zp_put_used(b, p, 1);
+}
+
+static void put_used_over_size(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *p = child_get(pool, 1000);
+  (void)arg;
+  memset(p, 1, 1000);
+  zp_put_used(pool, p, 1001); /* within the 4 KiB capacity, over the size */
+}
+
+static void put_used_over_capacity(void *arg) {
+  zp_pool *pool = child_pool(64);
+  unsigned char *p = child_get(pool, 64);
+  (void)arg;
+  zp_put_used(pool, p, SIZE_MAX);
+}
+
+static void put_used_zero_size_buffer(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *p = child_get(pool, 0);
+  (void)arg;
+  zp_put_used(pool, p, 1);
+}
+
+#define DEATH_TEST(name, what)                                                 \
+  static void test_##name(void **state) {                                      \
+    (void)state;                                                               \
+    zp_test_expect_abort(name, NULL, what);                                    \
+  }
+
+DEATH_TEST(put_malloced, "zp_put of malloc'd memory")
+DEATH_TEST(put_stack, "zp_put of a stack address")
+DEATH_TEST(put_unused_pool, "zp_put into a pool that handed out nothing")
+DEATH_TEST(put_interior_page, "zp_put(buf + 64), 4 KiB buffer")
+DEATH_TEST(put_interior_small, "zp_put(buf + 64), 1 KiB buffer")
+DEATH_TEST(put_interior_large, "zp_put(buf + 1 MiB), 2 MiB buffer")
+DEATH_TEST(put_used_interior, "zp_put_used(buf + 4096)")
+DEATH_TEST(double_put, "double zp_put")
+DEATH_TEST(double_put_small, "double put of a 64 B buffer")
+DEATH_TEST(double_put_in_shard, "double put of a buffer in a shard")
+DEATH_TEST(double_put_other_thread, "double put from another thread")
+DEATH_TEST(put_other_pool, "zp_put into another pool")
+DEATH_TEST(put_used_other_pool, "zp_put_used into another pool")
+DEATH_TEST(put_used_over_size, "zp_put_used(used = size + 1)")
+DEATH_TEST(put_used_over_capacity, "zp_put_used(used = SIZE_MAX)")
+DEATH_TEST(put_used_zero_size_buffer, "zp_put_used(1) of a 0-byte buffer")
+
+/* Not misuse: a buffer put, handed out again (same address) and put again;
+ * many times, across sizes of one class and across threads. */
+static void reuse_is_fine(void *arg) {
+  zp_pool *pool = child_pool(64);
+  size_t i;
+  (void)arg;
+  for (i = 0; i < 1000; i++) {
+    void *p = child_get(pool, 4097 + i); /* class 8192 */
+    uintptr_t a = zp_test_addr(p);
+    void *q;
+    zp_put(pool, p);
+    q = child_get(pool, 8192 - i);        /* the same class */
+    ZP_CHILD_CHECK(zp_test_addr(q) == a); /* the same address came back */
+    zp_put_used(pool, q, i % 100);
+  }
+  for (i = 0; i < 200; i++) {
+    void *x[2];
+    pthread_t t;
+    x[0] = pool;
+    x[1] = child_get(pool, 64 * (i % 8 + 1));
+    ZP_CHILD_CHECK(pthread_create(&t, NULL, put_on_thread, x) == 0);
+    ZP_CHILD_CHECK(pthread_join(t, NULL) == 0);
+  }
+  zp_pool_destroy(pool);
+}
+
+static void test_reuse_is_not_double_put(void **state) {
+  (void)state;
+  zp_test_expect_survival(reuse_is_fine, NULL, "put, get again, put again");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_put_malloced),
+      cmocka_unit_test(test_put_stack),
+      cmocka_unit_test(test_put_unused_pool),
+      cmocka_unit_test(test_put_interior_page),
+      cmocka_unit_test(test_put_interior_small),
+      cmocka_unit_test(test_put_interior_large),
+      cmocka_unit_test(test_put_used_interior),
+      cmocka_unit_test(test_double_put),
+      cmocka_unit_test(test_double_put_small),
+      cmocka_unit_test(test_double_put_in_shard),
+      cmocka_unit_test(test_double_put_other_thread),
+      cmocka_unit_test(test_put_other_pool),
+      cmocka_unit_test(test_put_used_other_pool),
+      cmocka_unit_test(test_put_used_over_size),
+      cmocka_unit_test(test_put_used_over_capacity),
+      cmocka_unit_test(test_put_used_zero_size_buffer),
+      cmocka_unit_test(test_reuse_is_not_double_put),
+  };
+  zp_test_apply_filter();
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
