@@ -258,6 +258,52 @@ static void test_pin_refused_still_serves(void **state) {
              res.output);
 }
 
+/* The VmFlags line of the /proc/self/smaps entry that holds addr, or "". */
+static void vmflags_of(uintptr_t addr, char *out, size_t cap) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[512];
+  bool inside = false;
+  out[0] = '\0';
+  assert_non_null(f);
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') &&
+        line[0] != 'V') {
+      inside = addr >= lo && addr < hi;
+      continue;
+    }
+    if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+      snprintf(out, cap, "%s", line + 8);
+      break;
+    }
+  }
+  fclose(f);
+}
+
+/* Pool memory is kept out of core dumps (MADV_DONTDUMP: "dd" in VmFlags),
+ * pinned or not, small slab or large buffer. */
+static void test_memory_excluded_from_core_dumps(void **state) {
+  static const size_t sizes[] = {64, 4096, 64 * 1024, 2 * 1024 * 1024};
+  char flags[512];
+  (void)state;
+  for (int pinned = 0; pinned < 2; pinned++) {
+    zp_builder b = {0};
+    b.pinned_memory = pinned;
+    zp_pool *pool = zp_pool_new(&b);
+    assert_non_null(pool);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      char *p = zp_get(pool, sizes[i]);
+      assert_non_null(p);
+      vmflags_of((uintptr_t)p, flags, sizeof flags);
+      if (strstr(flags, " dd") == NULL)
+        fail_msg("buffer of %zu bytes (pinned %d): VmFlags '%s' lacks dd",
+                 sizes[i], pinned, flags);
+      zp_put(pool, p);
+    }
+    zp_pool_destroy(pool);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_reports_pinned),
@@ -265,6 +311,7 @@ int main(void) {
       cmocka_unit_test(test_unpinned_pins_nothing),
       cmocka_unit_test(test_destroy_unpins_other_threads_cache),
       cmocka_unit_test(test_pin_refused_still_serves),
+      cmocka_unit_test(test_memory_excluded_from_core_dumps),
   };
   zp_test_apply_filter();
   return cmocka_run_group_tests(tests, NULL, NULL);
