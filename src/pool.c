@@ -8,6 +8,7 @@
 #include "pool.h"
 #include "os.h"
 #include "pagemap.h"
+#include "track.h"
 #include "zp_testing.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@ static zp__topology topo;
 static void detect_topology(void) { zp__topology_detect(&topo); }
 
 static void pool_free(zp_pool *pool) {
+  zp__track_pool_free(pool);
   zp__shards_fini(pool);
   zp__os_free(pool->partial);
   pthread_mutex_destroy(&pool->grow_lock);
@@ -45,6 +47,7 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
   if (pool->tc_byte_cap < cfg.min_buffer_size)
     pool->tc_byte_cap = cfg.min_buffer_size;
   pthread_mutex_init(&pool->grow_lock, NULL);
+  zp__track_pool_new(pool);
   pool->partial = zp__os_calloc(pool->classes.count, sizeof(zp__span *));
   if (!pool->partial || zp__shards_init(pool) != 0) {
     pool_free(pool);
@@ -72,12 +75,13 @@ ZP__SLOW __attribute__((noreturn)) static void handed_out_twice(zp__buf *b) {
              (void *)b->addr);
 }
 
-static inline void *hand_out(zp__buf *b, size_t size) {
+static inline void *hand_out(zp_pool *pool, zp__buf *b, size_t size) {
   if (zp__unlikely(atomic_load_explicit(&b->state, memory_order_relaxed) ==
                    ZP__OUT))
     handed_out_twice(b);
   b->size = size;
   atomic_store_explicit(&b->state, ZP__OUT, memory_order_relaxed);
+  zp__track_hand_out(pool, b->addr, size);
   return b->addr;
 }
 
@@ -150,7 +154,7 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
     errno = ENOMEM;
     return NULL;
   }
-  return hand_out(b, size);
+  return hand_out(pool, b, size);
 }
 
 void *zp_get(zp_pool *pool, size_t size) {
@@ -169,7 +173,7 @@ void *zp_get(zp_pool *pool, size_t size) {
     if (zp__likely(b != NULL)) {
       zp__counter_add(&tc->hits, 1);
       zp__tc_leave(tc);
-      return hand_out(b, size);
+      return hand_out(pool, b, size);
     }
     zp__tc_leave(tc);
   }
@@ -260,9 +264,10 @@ static inline void put_impl(zp_pool *pool, void *buf, size_t used,
     bad_state(buf, prev);
   atomic_store_explicit(&b->state, ZP__IDLE, memory_order_relaxed);
   zp__wipe(buf, used);
+  size_t csize = zp__class_size(pool, b->cls);
+  zp__track_put(pool, buf, size, csize);
   /* A usable cache implies a live pool: destroy orphans every cache. */
   zp__tcache *tc = zp__tls_last;
-  size_t csize = zp__class_size(pool, b->cls);
   if (zp__likely(zp__tc_enter(pool, tc))) {
     if (zp__likely(zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
                    zp__counter_get(&tc->room) >= csize)) {
@@ -357,6 +362,17 @@ size_t zp_buffer_size(zp_pool *pool, const void *buf) {
       atomic_load_explicit(&b->state, memory_order_relaxed) != ZP__OUT)
     return 0;
   return b->size;
+}
+
+unsigned zp__sanitizer_mode(void) {
+  unsigned mode = 0;
+#ifdef ZP__ASAN
+  mode |= ZP__MODE_ASAN;
+#endif
+#ifdef ZP_WITH_VALGRIND
+  mode |= ZP__MODE_VALGRIND;
+#endif
+  return mode;
 }
 
 const char *zp_version_string(void) { return ZP_VERSION_STRING; }

@@ -9,6 +9,7 @@
 #include "os.h"
 #include "pagemap.h"
 #include "pool.h"
+#include "track.h"
 
 #include <errno.h>
 
@@ -83,6 +84,7 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   /* Exact for off < limit <= 1 MiB and stride <= 64 KiB: the rounding
    * error off / 2^48 stays below 1 / stride. */
   s->recip = nslots > 1 ? (((uint64_t)1 << 48) + stride - 1) / stride : 0;
+  zp__track_span_new(s->base, bytes);
   zp__os_dontdump(s->base, bytes);
   *pin_failed = false;
   if (pool->cfg.pinned_memory) {
@@ -106,6 +108,7 @@ static void span_free(zp_pool *pool, zp__span *s) {
   if (s->pinned)
     pool->pinned_bytes -= s->bytes;
   zp__pagemap_clear(s->base, s->bytes);
+  zp__track_span_free(s->base, s->bytes);
   zp__os_unmap(s->base, s->bytes); /* munmap also unlocks */
   zp__os_free(s);
 }

@@ -42,4 +42,9 @@ void zp__os_fail_nth(unsigned long n);
 /* Number of acquisitions attempted since the process started. */
 unsigned long zp__os_acquisitions(void);
 
+/* Which sanitizer annotations the library was built with. */
+#define ZP__MODE_ASAN 1u     /* ASan poisoning of idle buffers and slack */
+#define ZP__MODE_VALGRIND 2u /* valgrind memcheck mempool client requests */
+unsigned zp__sanitizer_mode(void);
+
 #endif /* ZP_TESTING_H */
