@@ -76,6 +76,47 @@ typedef enum zp_eviction {
   ZP_EVICTION_LIFO = 1
 } zp_eviction;
 
+/* Checking, on get, that an idle buffer is still all zero: a write through a
+ * stale pointer after zp_put is then caught (abort with a "zeropool:" line
+ * naming the buffer) before the next user sees it. */
+typedef enum zp_verify {
+  ZP_VERIFY_OFF = 0,     /* no check (default) */
+  ZP_VERIFY_SAMPLED = 1, /* the first 64 bytes of every page and the last 64
+                            bytes: a cache line per page, cheap */
+  ZP_VERIFY_FULL = 2     /* every byte of the buffer's capacity: costs about
+                            one read pass over it */
+} zp_verify;
+
+/* What pinned_memory does when the kernel refuses mlock. */
+typedef enum zp_pinning {
+  ZP_PIN_BEST_EFFORT = 0, /* serve the buffer anyway, count pin_failures */
+  ZP_PIN_STRICT = 1       /* zp_get fails with ENOMEM rather than hand out
+                             memory that is not locked */
+} zp_pinning;
+
+/* What a child created by fork() sees of the pool's memory. */
+typedef enum zp_fork {
+  ZP_FORK_COPY = 0, /* a private copy, as for any memory (default); the
+                       child may keep using the pool (pthread_atfork) */
+  ZP_FORK_WIPE = 1, /* MADV_WIPEONFORK: the child reads zeros everywhere in
+                       the pool, buffers it inherited included; it may keep
+                       using the pool */
+  ZP_FORK_DROP = 2  /* MADV_DONTFORK: the child has none of the pool's
+                       memory; zp_get fails there with ENOMEM */
+} zp_fork;
+
+/* Where buffers live. */
+typedef enum zp_backing {
+  ZP_BACKING_ANONYMOUS = 0, /* private anonymous mappings (default) */
+  ZP_BACKING_SECRET = 1     /* memfd_secret(2): pages removed from the
+                               kernel's direct map, unreadable through
+                               /proc/pid/mem, locked, never swapped. Where
+                               the kernel lacks it, falls back to anonymous +
+                               pinned_memory; zp_pool_config() reports the
+                               backing really used, zp_stats.secret_bytes
+                               how much */
+} zp_backing;
+
 /* Tuning. The all-zero value means "every default"; zp_pool_config() tells
  * what each 0 resolved to on this machine. */
 typedef struct zp_builder {
@@ -100,7 +141,15 @@ typedef struct zp_builder {
    * zp_stats.pin_failures counts it. */
   bool pinned_memory;
   zp_eviction eviction_policy;
-  /* Must be zero: room for options to come without changing the size. */
+  /* Hardening (see the enums above). */
+  zp_verify verify_on_get;
+  bool zero_on_get; /* wipe [0, size) again on get: defence in depth for
+                       memory written by something other than the pool's
+                       users; costs one more write pass per get */
+  zp_pinning pin_policy;
+  zp_fork fork_policy;
+  zp_backing backing;
+  /* Must be zero: room for options to come. */
   uint64_t reserved[6];
 } zp_builder;
 
@@ -120,6 +169,7 @@ typedef struct zp_stats {
   uint64_t pin_failures;        /* mlock calls the kernel refused */
   uint64_t mapped_bytes;        /* bytes mapped from the OS right now */
   uint64_t os_maps;             /* OS mappings held right now */
+  uint64_t secret_bytes;        /* of mapped_bytes, backed by memfd_secret */
 } zp_stats;
 
 /* Creates a pool. builder may be NULL (all defaults). Returns NULL with errno

@@ -41,6 +41,14 @@ int zp__config_resolve(const zp__topology *t, const zp_builder *in,
   for (size_t i = 0; i < sizeof b.reserved / sizeof b.reserved[0]; i++)
     if (b.reserved[i])
       bad = "reserved";
+  if (b.verify_on_get > ZP_VERIFY_FULL)
+    bad = "verify_on_get";
+  if (b.pin_policy > ZP_PIN_STRICT)
+    bad = "pin_policy";
+  if (b.fork_policy > ZP_FORK_DROP)
+    bad = "fork_policy";
+  if (b.backing > ZP_BACKING_SECRET)
+    bad = "backing";
   if (b.eviction_policy != ZP_EVICTION_CLOCK_PRO &&
       b.eviction_policy != ZP_EVICTION_LIFO)
     bad = "eviction_policy";

@@ -6,10 +6,13 @@
 #include "zp_testing.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static atomic_ulong acquisitions;
@@ -58,6 +61,78 @@ void *zp__os_map(size_t bytes, size_t align) {
   if (tail)
     munmap(aligned + bytes, tail);
   return aligned;
+}
+
+static int secret_fd(void) {
+#ifdef SYS_memfd_secret
+  return (int)syscall(SYS_memfd_secret, (unsigned)O_CLOEXEC);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+void *zp__os_map_secret(size_t bytes, size_t align) {
+  if (injected_failure())
+    return NULL;
+  if (align < ZP__PAGE)
+    align = ZP__PAGE;
+  int fd = secret_fd();
+  if (fd < 0)
+    return NULL;
+  void *result = NULL;
+  size_t over = bytes + align - ZP__PAGE;
+  /* Reserve an aligned range, then put the secret pages over it. */
+  char *raw = mmap(NULL, over, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw != MAP_FAILED && ftruncate(fd, (off_t)bytes) == 0) {
+    char *aligned = (char *)zp__align_up((uintptr_t)raw, align);
+    void *p = mmap(aligned, bytes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_FIXED, fd, 0);
+    if (p != MAP_FAILED) {
+      size_t head = (size_t)(aligned - raw), tail = over - head - bytes;
+      if (head)
+        munmap(raw, head);
+      if (tail)
+        munmap(aligned + bytes, tail);
+      result = p;
+    }
+  }
+  int saved = errno;
+  if (!result && raw != MAP_FAILED)
+    munmap(raw, over);
+  close(fd);
+  errno = result ? 0 : (saved ? saved : ENOMEM);
+  return result;
+}
+
+static bool secret_ok;
+static void probe_secret(void) {
+  int fd = secret_fd();
+  if (fd >= 0) {
+    secret_ok = true;
+    close(fd);
+  }
+}
+
+bool zp__os_secret_available(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, probe_secret);
+  return secret_ok;
+}
+
+int zp__os_wipe_on_fork(void *p, size_t bytes) {
+#ifdef MADV_WIPEONFORK
+  return madvise(p, bytes, MADV_WIPEONFORK) == 0 ? 0 : -errno;
+#else
+  (void)p;
+  (void)bytes;
+  return -ENOSYS;
+#endif
+}
+
+int zp__os_dont_fork(void *p, size_t bytes) {
+  return madvise(p, bytes, MADV_DONTFORK) == 0 ? 0 : -errno;
 }
 
 void zp__os_unmap(void *p, size_t bytes) {

@@ -12,6 +12,14 @@
  * NULL with errno ENOMEM on failure. */
 void *zp__os_map(size_t bytes, size_t align);
 void zp__os_unmap(void *p, size_t bytes);
+/* As zp__os_map, but backed by memfd_secret(2): pages out of the kernel's
+ * direct map. NULL with errno (ENOSYS where the kernel lacks it). */
+void *zp__os_map_secret(size_t bytes, size_t align);
+/* Whether memfd_secret works here (probed once). */
+bool zp__os_secret_available(void);
+/* madvise(MADV_WIPEONFORK) / (MADV_DONTFORK); 0 or a negative errno. */
+int zp__os_wipe_on_fork(void *p, size_t bytes);
+int zp__os_dont_fork(void *p, size_t bytes);
 /* mlock; 0 or a negative errno. */
 int zp__os_lock(void *p, size_t bytes);
 /* Gives the pages of an unused range back to the OS; they read as zero

@@ -36,7 +36,6 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
   zp_pool *pool = zp__os_aligned_calloc(ZP__CACHE_LINE, sizeof *pool);
   if (!pool)
     return NULL;
-  pool->cfg = cfg;
   pool->shard_mask = cfg.num_shards - 1;
   pool->eviction = &zp__eviction_lifo;
   zp__size_classes_init(&pool->classes, cfg.min_buffer_size);
@@ -46,6 +45,15 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
   pool->tc_byte_cap = cfg.max_pooled_bytes / (2 * cfg.num_shards);
   if (pool->tc_byte_cap < cfg.min_buffer_size)
     pool->tc_byte_cap = cfg.min_buffer_size;
+  if (cfg.backing == ZP_BACKING_SECRET) {
+    /* The fallback chain: memfd_secret, else mlock + MADV_DONTDUMP (pinned,
+     * best effort unless pin_policy is strict), which config reports. */
+    cfg.pinned_memory = true;
+    if (!zp__os_secret_available())
+      cfg.backing = ZP_BACKING_ANONYMOUS;
+  }
+  pool->cfg = cfg;
+  pool->get_checks = cfg.verify_on_get != ZP_VERIFY_OFF || cfg.zero_on_get;
   pthread_mutex_init(&pool->grow_lock, NULL);
   zp__track_pool_new(pool);
   pool->partial = zp__os_calloc(pool->classes.count, sizeof(zp__span *));
@@ -54,6 +62,7 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
     errno = ENOMEM;
     return NULL;
   }
+  zp__pools_link(pool);
   return pool;
 }
 
@@ -61,6 +70,7 @@ void zp_pool_destroy(zp_pool *pool) {
   if (!pool)
     return;
   atomic_store_explicit(&pool->destroyed, true, memory_order_relaxed);
+  zp__pools_unlink(pool);
   zp__tcaches_orphan(pool);
   zp__span_release(pool, zp__shards_drain(pool));
   zp__shards_fini(pool);
@@ -83,6 +93,64 @@ static inline void *hand_out(zp_pool *pool, zp__buf *b, size_t size) {
   atomic_store_explicit(&b->state, ZP__OUT, memory_order_relaxed);
   zp__track_hand_out(pool, b->addr, size);
   return b->addr;
+}
+
+/* The offset of the first nonzero byte of [p, p + n), or n. */
+static size_t first_nonzero(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    uint64_t acc = 0, w;
+    for (size_t j = 0; j < 64; j += 8) {
+      memcpy(&w, p + i + j, 8);
+      acc |= w;
+    }
+    if (acc)
+      break;
+  }
+  for (; i < n; i++)
+    if (p[i])
+      return i;
+  return n;
+}
+
+/* verify_on_get and zero_on_get, for a buffer that was idle. */
+ZP__SLOW static void get_checks(zp_pool *pool, zp__buf *b) {
+  if (pool->cfg.verify_on_get == ZP_VERIFY_OFF)
+    return;
+  size_t cap = zp__class_size(pool, b->cls), bad = cap;
+  unsigned char *p = (unsigned char *)b->addr;
+  zp__track_peek_begin(p, cap);
+  if (pool->cfg.verify_on_get == ZP_VERIFY_FULL) {
+    bad = first_nonzero(p, cap);
+  } else {
+    /* One cache line per page, and the last one. */
+    for (size_t off = 0; off < cap && bad == cap; off += ZP__PAGE) {
+      size_t n = cap - off < 64 ? cap - off : 64;
+      if (first_nonzero(p + off, n) < n)
+        bad = off + first_nonzero(p + off, n);
+    }
+    size_t tail = cap < 64 ? 0 : cap - 64;
+    if (bad == cap && first_nonzero(p + tail, cap - tail) < cap - tail)
+      bad = tail + first_nonzero(p + tail, cap - tail);
+  }
+  unsigned char value = bad < cap ? p[bad] : 0;
+  zp__track_peek_end(p, cap);
+  if (bad < cap)
+    zp__misuse("zp_get: buffer %p was written after it was put: byte %zu "
+               "is 0x%02x, not zero",
+               (void *)p, bad, value);
+}
+
+/* Hands out a buffer that was idle (a hit). */
+static inline void *hand_out_idle(zp_pool *pool, zp__buf *b, size_t size) {
+  if (zp__unlikely(pool->get_checks)) {
+    get_checks(pool, b);
+    void *p = hand_out(pool, b, size);
+    if (pool->cfg.zero_on_get)
+      zp__wipe(p, size);
+    return p;
+  }
+  return hand_out(pool, b, size);
 }
 
 /* Pushes b on tc's list; the caller checked count and room. */
@@ -111,6 +179,10 @@ static zp__tcache *tc_for_slow_path(zp_pool *pool) {
 }
 
 ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
+  if (pool->forked_away) {
+    errno = ENOMEM; /* ZP_FORK_DROP: this child has none of the memory */
+    return NULL;
+  }
   size_t csize = zp__class_size(pool, cls);
   zp__tcache *tc = tc_for_slow_path(pool);
   zp__buf *b = NULL, *list;
@@ -154,7 +226,7 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
     errno = ENOMEM;
     return NULL;
   }
-  return hand_out(pool, b, size);
+  return hit ? hand_out_idle(pool, b, size) : hand_out(pool, b, size);
 }
 
 void *zp_get(zp_pool *pool, size_t size) {
@@ -173,7 +245,7 @@ void *zp_get(zp_pool *pool, size_t size) {
     if (zp__likely(b != NULL)) {
       zp__counter_add(&tc->hits, 1);
       zp__tc_leave(tc);
-      return hand_out(pool, b, size);
+      return hand_out_idle(pool, b, size);
     }
     zp__tc_leave(tc);
   }
@@ -320,6 +392,7 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
   st.mapped_bytes = pool->mapped_bytes;
   st.os_maps = pool->os_maps;
   st.pinned_bytes = pool->pinned_bytes;
+  st.secret_bytes = pool->secret_bytes;
   pthread_mutex_unlock(&pool->grow_lock);
   st.gets = st.hits + st.misses;
   st.outstanding_buffers = st.gets - st.puts;

@@ -58,6 +58,7 @@ typedef struct zp__span {
   uint32_t live;   /* slots not FREE (IDLE or OUT) */
   uint32_t carved; /* slots [0, carved) have been handed out once */
   bool pinned;     /* mlock succeeded */
+  bool secret;     /* memfd_secret backing */
   zp__buf *free;   /* released slots below carved */
   struct zp__span *next, *prev;   /* all spans of the pool */
   struct zp__span *pnext, *pprev; /* spans of cls with a free slot */
@@ -88,6 +89,7 @@ typedef struct zp__tcache {
   /* Cold. */
   zp__counter credit; /* bytes of the pool's budget this cache holds */
   zp__counter misses; /* gets = hits + misses */
+  pthread_t owner;
   struct zp__tcache *thread_next;         /* the owning thread's caches */
   struct zp__tcache *reg_next, *reg_prev; /* the pool's registry */
   zp__buf *head[];                        /* [nclasses] */
@@ -104,6 +106,8 @@ struct zp_pool {
   zp__shard *shards;
   _Atomic uint64_t *nonempty; /* [nclasses][mask_words]: shards with idle */
   size_t mask_words;
+  bool get_checks;  /* verify_on_get or zero_on_get */
+  bool forked_away; /* ZP_FORK_DROP, in a fork child: no memory here */
   zp__size_classes classes;
 
   /* The byte budget: shard idle bytes + thread cache credit. */
@@ -113,7 +117,7 @@ struct zp_pool {
   alignas(ZP__CACHE_LINE) pthread_mutex_t grow_lock;
   zp__span *spans;
   zp__span **partial; /* [nclasses] */
-  size_t mapped_bytes, os_maps, pinned_bytes;
+  size_t mapped_bytes, os_maps, pinned_bytes, secret_bytes;
   size_t zombie_out; /* after destroy: buffers still out */
 
   /* Counters of slow paths, exited threads and cache-less calls. */
@@ -121,6 +125,8 @@ struct zp_pool {
 
   /* Thread caches; guarded by the process-wide registry lock (tcache.c). */
   zp__tcache *caches;
+  /* All live pools, for fork handling; guarded by the same lock. */
+  struct zp_pool *pool_next, *pool_prev;
 };
 
 static inline size_t zp__class_size(const zp_pool *p, unsigned cls) {
@@ -157,6 +163,9 @@ void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
 /* Returns all of tc's credit to the pool; tc must hold no buffer. */
 void zp__tcache_drop_credit(zp_pool *pool, zp__tcache *tc);
 void zp__tcaches_orphan(zp_pool *pool);
+/* Links a new pool into / out of the list fork handling walks. */
+void zp__pools_link(zp_pool *pool);
+void zp__pools_unlink(zp_pool *pool);
 /* zp_pool_trim's part: empties every thread's cache of the pool. */
 void zp__tcaches_drain(zp_pool *pool);
 

@@ -56,20 +56,54 @@ static void list_link_partial(zp_pool *pool, zp__span *s) {
   s->in_partial = true;
 }
 
+/* Memory for a span: memfd_secret when asked for and it works, else
+ * anonymous. */
+static char *span_map(zp_pool *pool, size_t bytes, bool *secret) {
+  *secret = false;
+  if (pool->cfg.backing == ZP_BACKING_SECRET) {
+    char *p = zp__os_map_secret(bytes, ZP__GRANULE);
+    if (p) {
+      *secret = true;
+      return p;
+    }
+    /* Falls back to anonymous memory, pinned (cfg.pinned_memory is set
+     * whenever the backing is secret). */
+  }
+  return zp__os_map(bytes, ZP__GRANULE);
+}
+
+/* Applies the pool's fork policy; secret memory cannot be wiped on fork,
+ * so it is kept out of children instead. */
+static void span_fork_policy(zp_pool *pool, zp__span *s) {
+  if (pool->cfg.fork_policy == ZP_FORK_WIPE && !s->secret &&
+      zp__os_wipe_on_fork(s->base, s->bytes) == 0)
+    return;
+  if (pool->cfg.fork_policy != ZP_FORK_COPY)
+    (void)zp__os_dont_fork(s->base, s->bytes);
+}
+
 /* Maps a new span; no lock held. NULL with errno ENOMEM. */
 static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   size_t stride = zp__class_size(pool, cls), bytes;
   uint32_t nslots;
   span_geometry(stride, &bytes, &nslots);
+  *pin_failed = false;
   zp__span *s = zp__os_calloc(1, sizeof *s + nslots * sizeof(zp__buf));
   if (!s)
     return NULL;
-  s->base = zp__os_map(bytes, ZP__GRANULE);
+  s->base = span_map(pool, bytes, &s->secret);
   if (!s->base) {
     zp__os_free(s);
+    errno = ENOMEM;
     return NULL;
   }
-  if (zp__pagemap_set(s->base, bytes, s) != 0) {
+  s->bytes = bytes;
+  if (pool->cfg.pinned_memory && !s->secret) {
+    s->pinned = zp__os_lock(s->base, bytes) == 0;
+    *pin_failed = !s->pinned;
+  }
+  if ((*pin_failed && pool->cfg.pin_policy == ZP_PIN_STRICT) ||
+      zp__pagemap_set(s->base, bytes, s) != 0) {
     zp__os_unmap(s->base, bytes);
     zp__os_free(s);
     errno = ENOMEM;
@@ -77,7 +111,6 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   }
   s->pool = pool;
   s->stride = stride;
-  s->bytes = bytes;
   s->cls = cls;
   s->nslots = nslots;
   s->limit = (size_t)nslots * stride;
@@ -86,11 +119,7 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   s->recip = nslots > 1 ? (((uint64_t)1 << 48) + stride - 1) / stride : 0;
   zp__track_span_new(s->base, bytes);
   zp__os_dontdump(s->base, bytes);
-  *pin_failed = false;
-  if (pool->cfg.pinned_memory) {
-    s->pinned = zp__os_lock(s->base, bytes) == 0;
-    *pin_failed = !s->pinned;
-  }
+  span_fork_policy(pool, s);
   return s;
 }
 
@@ -107,6 +136,8 @@ static void span_free(zp_pool *pool, zp__span *s) {
   pool->os_maps--;
   if (s->pinned)
     pool->pinned_bytes -= s->bytes;
+  if (s->secret)
+    pool->secret_bytes -= s->bytes;
   zp__pagemap_clear(s->base, s->bytes);
   zp__track_span_free(s->base, s->bytes);
   zp__os_unmap(s->base, s->bytes); /* munmap also unlocks */
@@ -121,10 +152,10 @@ zp__buf *zp__span_carve(zp_pool *pool, unsigned cls) {
     pthread_mutex_unlock(&pool->grow_lock);
     bool pin_failed;
     zp__span *fresh = span_new(pool, cls, &pin_failed);
-    if (!fresh)
-      return NULL;
     if (pin_failed)
       zp__counter_add_shared(&pool->pin_failures, 1);
+    if (!fresh)
+      return NULL;
     pthread_mutex_lock(&pool->grow_lock);
     fresh->next = pool->spans;
     if (fresh->next)
@@ -134,6 +165,8 @@ zp__buf *zp__span_carve(zp_pool *pool, unsigned cls) {
     pool->os_maps++;
     if (fresh->pinned)
       pool->pinned_bytes += fresh->bytes;
+    if (fresh->secret)
+      pool->secret_bytes += fresh->bytes;
     list_link_partial(pool, fresh);
     s = pool->partial[cls];
   }
@@ -164,7 +197,7 @@ static void slot_release(zp_pool *pool, zp__span *s, zp__buf *b) {
   }
   /* The slab stays; the slot's pages go back to the OS (they are zero, and
    * an evicted buffer must not keep its memory). mlocked pages stay. */
-  if (s->stride >= ZP__PAGE && !s->pinned)
+  if (s->stride >= ZP__PAGE && !s->pinned && !s->secret)
     zp__os_discard(b->addr, s->stride);
   b->next = s->free;
   s->free = b;

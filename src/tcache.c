@@ -39,6 +39,8 @@ static bool exit_key_ok;
 static void thread_exit(void *unused);
 
 static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static zp_pool *all_pools; /* guarded by registry_lock */
 static bool membarrier_ok;
 
 static void make_exit_key(void) {
@@ -166,6 +168,7 @@ static zp__tcache *tcache_new(zp_pool *pool) {
   if (!tc)
     return NULL;
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
+  tc->owner = pthread_self();
   pthread_mutex_lock(&registry_lock);
   tc->reg_next = pool->caches;
   if (tc->reg_next)
@@ -271,6 +274,94 @@ void zp__tcaches_drain(zp_pool *pool) {
   }
   pthread_mutex_unlock(&registry_lock);
   zp__span_release(pool, all);
+}
+
+/*
+ * fork(): the child gets one thread, copies of every lock and the caches of
+ * threads it does not have. Before the fork every pool lock is taken (lock
+ * order: registry, shards, grow), so the child's copies are consistent; in
+ * the child the caches of the missing threads go back to the shards, and
+ * pools whose memory the child did not inherit (ZP_FORK_DROP) are marked
+ * empty-handed.
+ */
+static void lock_all(void) {
+  pthread_mutex_lock(&registry_lock);
+  for (zp_pool *p = all_pools; p; p = p->pool_next) {
+    for (size_t i = 0; i < p->cfg.num_shards; i++)
+      pthread_mutex_lock(&p->shards[i].lock);
+    pthread_mutex_lock(&p->grow_lock);
+  }
+}
+
+static void unlock_all(void) {
+  for (zp_pool *p = all_pools; p; p = p->pool_next) {
+    pthread_mutex_unlock(&p->grow_lock);
+    for (size_t i = p->cfg.num_shards; i-- > 0;)
+      pthread_mutex_unlock(&p->shards[i].lock);
+  }
+}
+
+static void fork_parent(void) {
+  unlock_all();
+  pthread_mutex_unlock(&registry_lock);
+}
+
+static void fork_child(void) {
+  unlock_all(); /* this thread took them: it still holds them here */
+  pthread_t self = pthread_self();
+  for (zp_pool *p = all_pools; p; p = p->pool_next) {
+    bool dropped = p->cfg.fork_policy == ZP_FORK_DROP;
+    p->forked_away = dropped;
+    for (zp__tcache *tc = p->caches, *next; tc; tc = next) {
+      next = tc->reg_next;
+      atomic_store_explicit(&tc->active, 0, memory_order_relaxed);
+      atomic_store_explicit(&tc->drain_req, 0, memory_order_relaxed);
+      bool mine = pthread_equal(tc->owner, self);
+      if (!mine || dropped) {
+        if (dropped) { /* its memory is not here: release the metadata */
+          zp__buf *list = take_all(p, tc);
+          zp__tcache_drop_credit(p, tc);
+          zp__span_release(p, list);
+        } else {
+          flush_all(p, tc);
+        }
+        fold_counters(p, tc);
+        registry_unlink(p, tc);
+        atomic_store_explicit(&tc->pool, NULL, memory_order_relaxed);
+        if (!mine)
+          zp__os_free(tc); /* its thread does not exist here */
+      }
+    }
+    if (dropped)
+      zp__span_release(p, zp__shards_drain(p));
+  }
+  pthread_mutex_unlock(&registry_lock);
+}
+
+static void register_atfork(void) {
+  (void)pthread_atfork(lock_all, fork_parent, fork_child);
+}
+
+void zp__pools_link(zp_pool *pool) {
+  pthread_once(&atfork_once, register_atfork);
+  pthread_mutex_lock(&registry_lock);
+  pool->pool_next = all_pools;
+  if (all_pools)
+    all_pools->pool_prev = pool;
+  all_pools = pool;
+  pthread_mutex_unlock(&registry_lock);
+}
+
+void zp__pools_unlink(zp_pool *pool) {
+  pthread_mutex_lock(&registry_lock);
+  if (pool->pool_prev)
+    pool->pool_prev->pool_next = pool->pool_next;
+  else if (all_pools == pool)
+    all_pools = pool->pool_next;
+  if (pool->pool_next)
+    pool->pool_next->pool_prev = pool->pool_prev;
+  pool->pool_next = pool->pool_prev = NULL;
+  pthread_mutex_unlock(&registry_lock);
 }
 
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st) {

@@ -26,6 +26,10 @@ static void per_shard_over(zp_builder *b) {
   b->max_buffers_per_shard = ((size_t)1 << 20) + 1;
 }
 static void eviction_7(zp_builder *b) { b->eviction_policy = (zp_eviction)7; }
+static void verify_3(zp_builder *b) { b->verify_on_get = (zp_verify)3; }
+static void pin_policy_2(zp_builder *b) { b->pin_policy = (zp_pinning)2; }
+static void fork_3(zp_builder *b) { b->fork_policy = (zp_fork)3; }
+static void backing_2(zp_builder *b) { b->backing = (zp_backing)2; }
 static void reserved_0(zp_builder *b) { b->reserved[0] = 1; }
 static void reserved_5(zp_builder *b) { b->reserved[5] = UINT64_MAX; }
 
@@ -42,6 +46,10 @@ static const bad_case k_bad[] = {
     {"tls_cache_size", tls_4097},
     {"max_buffers_per_shard", per_shard_over},
     {"eviction_policy", eviction_7},
+    {"verify_on_get", verify_3},
+    {"pin_policy", pin_policy_2},
+    {"fork_policy", fork_3},
+    {"backing", backing_2},
     {"reserved", reserved_0},
     {"reserved", reserved_5},
 };

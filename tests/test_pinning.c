@@ -252,6 +252,43 @@ static void pin_refused_child(void *arg) {
   zp_pool_destroy(pool);
 }
 
+/* ZP_PIN_STRICT: where mlock is refused (here: RLIMIT_MEMLOCK 0 without
+ * CAP_IPC_LOCK, or a sanitizer build where the pool knows mlock is a no-op),
+ * zp_get fails cleanly rather than hand out memory that is not locked. */
+static void pin_strict_child(void *arg) {
+  struct rlimit lim = {0, 0};
+  zp_builder b;
+  zp_pool *pool;
+  zp_stats s;
+  (void)arg;
+  drop_ipc_lock();
+  ZP_CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &lim) == 0);
+  memset(&b, 0, sizeof b);
+  b.pinned_memory = true;
+  b.pin_policy = ZP_PIN_STRICT;
+  pool = zp_pool_new(&b);
+  ZP_CHILD_CHECK(pool != NULL);
+  for (int i = 0; i < 3; i++) {
+    errno = 0;
+    ZP_CHILD_CHECK(zp_get(pool, i ? 100 : 65536) == NULL);
+    ZP_CHILD_CHECK(errno == ENOMEM);
+  }
+  s = zp_test_stats(pool);
+  ZP_CHILD_CHECK(s.pin_failures >= 3);
+  ZP_CHILD_CHECK(s.pinned_bytes == 0);
+  ZP_CHILD_CHECK(s.mapped_bytes == 0);
+  ZP_CHILD_CHECK(s.outstanding_buffers == 0);
+  zp_pool_destroy(pool);
+}
+
+static void test_pin_strict_refuses(void **state) {
+  zp_test_child_result res;
+  (void)state;
+  zp_test_run_child(pin_strict_child, NULL, &res);
+  if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
+    fail_msg("child failed (status 0x%x): %s", res.status, res.output);
+}
+
 static void test_pin_refused_still_serves(void **state) {
   zp_test_child_result res;
   (void)state;
@@ -318,6 +355,7 @@ int main(void) {
       cmocka_unit_test(test_unpinned_pins_nothing),
       cmocka_unit_test(test_destroy_unpins_other_threads_cache),
       cmocka_unit_test(test_pin_refused_still_serves),
+      cmocka_unit_test(test_pin_strict_refuses),
       cmocka_unit_test(test_memory_excluded_from_core_dumps),
   };
   zp_test_apply_filter();

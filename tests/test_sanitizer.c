@@ -9,10 +9,15 @@
 #ifdef ZP_TEST_HAVE_MEMCHECK
 #include <valgrind/memcheck.h>
 #endif
-#if ZP_TEST_SANITIZED && defined(__has_include)
-#if __has_include(<sanitizer/asan_interface.h>)
-#include <sanitizer/asan_interface.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define ZP_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ZP_TEST_ASAN 1
 #endif
+#endif
+#ifdef ZP_TEST_ASAN
+#include <sanitizer/asan_interface.h>
 #endif
 
 static bool asan_mode(void) {
@@ -29,7 +34,7 @@ static bool valgrind_mode(void) {
 
 /* 1: every byte of [p, p + n) may be touched; 0: at least one may not. */
 static int accessible(const void *p, size_t n) {
-#ifdef ASAN_POISON_MEMORY_REGION
+#ifdef ZP_TEST_ASAN
   if (asan_mode())
     return __asan_region_is_poisoned((void *)(uintptr_t)p, n) == NULL;
 #endif
