@@ -37,35 +37,36 @@ int zp__config_resolve(const zp__topology *t, const zp_builder *in,
   zp_builder b = {0};
   if (in)
     b = *in;
+  /* The first invalid field in struct order is the one named. */
   const char *bad = NULL;
-  for (size_t i = 0; i < sizeof b.reserved / sizeof b.reserved[0]; i++)
-    if (b.reserved[i])
-      bad = "reserved";
-  if (b.verify_on_get > ZP_VERIFY_FULL)
-    bad = "verify_on_get";
-  if (b.pin_policy > ZP_PIN_STRICT)
-    bad = "pin_policy";
-  if (b.fork_policy > ZP_FORK_DROP)
-    bad = "fork_policy";
-  if (b.backing > ZP_BACKING_SECRET)
-    bad = "backing";
-  if (b.eviction_policy != ZP_EVICTION_CLOCK_PRO &&
-      b.eviction_policy != ZP_EVICTION_LIFO)
-    bad = "eviction_policy";
-  if (b.num_shards &&
-      (!zp__is_pow2(b.num_shards) || b.num_shards > ZP_MAX_SHARDS))
-    bad = "num_shards";
-  if (b.min_buffer_size &&
-      (!zp__is_pow2(b.min_buffer_size) || b.min_buffer_size < 64 ||
-       b.min_buffer_size > ((size_t)1 << 30)))
-    bad = "min_buffer_size";
-  if (b.tls_cache_size > 4096)
-    bad = "tls_cache_size";
-  if (b.max_buffers_per_shard > ((size_t)1 << 20))
-    bad = "max_buffers_per_shard";
+#define ZP_CHECK(cond, field)                                                  \
+  do {                                                                         \
+    if (!bad && !(cond))                                                       \
+      bad = field;                                                             \
+  } while (0)
+  ZP_CHECK(b.tls_cache_size <= 4096, "tls_cache_size");
+  ZP_CHECK(!b.min_buffer_size ||
+               (zp__is_pow2(b.min_buffer_size) && b.min_buffer_size >= 64 &&
+                b.min_buffer_size <= ((size_t)1 << 30)),
+           "min_buffer_size");
+  ZP_CHECK(b.max_buffers_per_shard <= ((size_t)1 << 20),
+           "max_buffers_per_shard");
+  ZP_CHECK(!b.num_shards ||
+               (zp__is_pow2(b.num_shards) && b.num_shards <= ZP_MAX_SHARDS),
+           "num_shards");
   size_t min_size = b.min_buffer_size ? b.min_buffer_size : 4096;
-  if (b.max_pooled_bytes && b.max_pooled_bytes < min_size)
-    bad = "max_pooled_bytes";
+  ZP_CHECK(!b.max_pooled_bytes || b.max_pooled_bytes >= min_size,
+           "max_pooled_bytes");
+  ZP_CHECK(b.eviction_policy == ZP_EVICTION_CLOCK_PRO ||
+               b.eviction_policy == ZP_EVICTION_LIFO,
+           "eviction_policy");
+  ZP_CHECK(b.verify_on_get <= ZP_VERIFY_FULL, "verify_on_get");
+  ZP_CHECK(b.pin_policy <= ZP_PIN_STRICT, "pin_policy");
+  ZP_CHECK(b.fork_policy <= ZP_FORK_DROP, "fork_policy");
+  ZP_CHECK(b.backing <= ZP_BACKING_SECRET, "backing");
+  for (size_t i = 0; i < sizeof b.reserved / sizeof b.reserved[0]; i++)
+    ZP_CHECK(b.reserved[i] == 0, "reserved");
+#undef ZP_CHECK
   if (bad) {
     if (bad_field)
       *bad_field = bad;

@@ -2,7 +2,7 @@
 /*
  * The public API. zp_get and zp_put run their fast path here, inline: a
  * thread-cache hit touches only the calling thread's cache and the buffer's
- * descriptor, with one atomic exchange (the double-put check) and no lock.
+ * descriptor: no lock, no atomic read-modify-write.
  * Everything else goes to the slow paths below and to the modules.
  */
 #include "pool.h"
@@ -69,6 +69,8 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
 void zp_pool_destroy(zp_pool *pool) {
   if (!pool)
     return;
+  if (atomic_load_explicit(&pool->destroyed, memory_order_relaxed))
+    zp__misuse("zp_pool_destroy(%p): destroyed twice", (void *)pool);
   atomic_store_explicit(&pool->destroyed, true, memory_order_relaxed);
   zp__pools_unlink(pool);
   zp__tcaches_orphan(pool);
@@ -179,6 +181,8 @@ static zp__tcache *tc_for_slow_path(zp_pool *pool) {
 }
 
 ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
+  if (atomic_load_explicit(&pool->destroyed, memory_order_relaxed))
+    zp__misuse("zp_get(%p): the pool was destroyed", (void *)pool);
   if (pool->forked_away) {
     errno = ENOMEM; /* ZP_FORK_DROP: this child has none of the memory */
     return NULL;
@@ -188,8 +192,17 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
   zp__buf *b = NULL, *list;
   bool hit = true;
   if (tc && (b = tc_pop(tc, cls, csize)) == NULL) {
-    /* Refill a batch from the shards; their budget becomes our credit. */
-    size_t n = zp__shard_take(pool, cls, &list, pool->batch);
+    /* Refill a batch from the shards; their budget becomes our credit. One
+     * buffer to hand out, plus what fits under tls_cache_size and
+     * tc_byte_cap: a refill must not let one cache hoard the budget. */
+    size_t count = zp__counter_get(&tc->count);
+    size_t idle = zp__counter_get(&tc->credit) - zp__counter_get(&tc->room);
+    size_t fit_count = pool->cfg.tls_cache_size - count;
+    size_t fit_bytes =
+        idle < pool->tc_byte_cap ? (pool->tc_byte_cap - idle) / csize : 0;
+    size_t want = 1 + (fit_count < fit_bytes ? fit_count : fit_bytes);
+    size_t n = zp__shard_take(pool, cls, &list,
+                              want < pool->batch ? want : pool->batch);
     if (n) {
       b = list;
       zp__counter_add(&tc->credit, n * csize);
@@ -278,7 +291,7 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
   zp__counter_add(&tc->puts, 1);
   zp__counter_add(&tc->bytes_zeroed, used);
   if (zp__counter_get(&tc->count) >= pool->cfg.tls_cache_size)
-    zp__tcache_flush(pool, tc, cls, pool->batch); /* the older ones */
+    zp__tcache_flush(pool, tc, cls, pool->batch);
   size_t room = zp__counter_get(&tc->room);
   size_t idle = zp__counter_get(&tc->credit) - room;
   bool fits = zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
@@ -374,6 +387,10 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
   if (!pool || !out)
     return -EINVAL;
   zp_stats st = {0};
+  /* Under the registry lock throughout: a thread exiting meanwhile would
+   * otherwise move its counters and buffers into the pool between the two
+   * halves of the sum and be counted twice. */
+  zp__registry_lock();
   zp__tcaches_sum(pool, &st);
   st.puts += zp__counter_get(&pool->puts);
   st.hits += zp__counter_get(&pool->hits);
@@ -394,6 +411,7 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
   st.pinned_bytes = pool->pinned_bytes;
   st.secret_bytes = pool->secret_bytes;
   pthread_mutex_unlock(&pool->grow_lock);
+  zp__registry_unlock();
   st.gets = st.hits + st.misses;
   st.outstanding_buffers = st.gets - st.puts;
   *out = st;
@@ -424,17 +442,22 @@ int zp_builder_validate(const zp_builder *builder, const char **bad_field) {
 size_t zp_buffer_size(zp_pool *pool, const void *buf) {
   if (!pool || !buf)
     return 0;
+  /* Spans are freed under grow_lock: holding it, the span found cannot go
+   * away under us, even if buf is stale and another thread trims. */
+  size_t size = 0;
+  pthread_mutex_lock(&pool->grow_lock);
   zp__span *s = zp__pagemap_lookup(buf);
-  const char *p = buf;
-  if (!s || s->pool != pool || p < s->base ||
-      p >= s->base + (size_t)s->nslots * s->stride)
-    return 0;
-  size_t off = (size_t)(p - s->base), idx = off / s->stride;
-  zp__buf *b = &s->bufs[idx];
-  if (off != idx * s->stride ||
-      atomic_load_explicit(&b->state, memory_order_relaxed) != ZP__OUT)
-    return 0;
-  return b->size;
+  uintptr_t p = (uintptr_t)buf;
+  if (s && s->pool == pool && p >= (uintptr_t)s->base &&
+      p - (uintptr_t)s->base < s->limit) {
+    size_t off = p - (uintptr_t)s->base, idx = off / s->stride;
+    zp__buf *b = &s->bufs[idx];
+    if (off == idx * s->stride &&
+        atomic_load_explicit(&b->state, memory_order_relaxed) == ZP__OUT)
+      size = b->size;
+  }
+  pthread_mutex_unlock(&pool->grow_lock);
+  return size;
 }
 
 unsigned zp__sanitizer_mode(void) {

@@ -191,7 +191,10 @@ static inline bool zp__tc_enter(zp_pool *pool, zp__tcache *tc) {
 static inline void zp__tc_leave(zp__tcache *tc) {
   atomic_store_explicit(&tc->active, 0, memory_order_release);
 }
+/* Adds the registered caches' counters; registry lock held. */
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st);
+void zp__registry_lock(void);
+void zp__registry_unlock(void);
 
 /* The descriptor of buffer p of this pool and its span; aborts with a
  * "zeropool:" line for a pointer that is not the start of one of its

@@ -4,7 +4,8 @@
  * carved from slabs holding many buffers, so 20000 small idle buffers cost a
  * few dozen mappings, not 20000 (vm.max_map_count is 65530); larger classes
  * get one mapping per buffer, returned to the OS when the buffer is evicted.
- * Everything here runs under pool->grow_lock, off the fast path.
+ * Span lists and counts are guarded by pool->grow_lock; mapping a new span
+ * (mmap, mlock) happens before taking it. All off the fast path.
  */
 #include "os.h"
 #include "pagemap.h"
@@ -56,6 +57,18 @@ static void list_link_partial(zp_pool *pool, zp__span *s) {
   s->in_partial = true;
 }
 
+/* The part of a span recorded in the page map. All of a slab (an interior
+ * pointer anywhere in it is named as such), but for one large buffer only
+ * its first 16 MiB: the page map's leaves stay small for a huge buffer, and
+ * a pointer further in is still refused, as not a buffer zeropool handed
+ * out. */
+#define PAGEMAP_LARGE_EXTENT ((size_t)16 << 20)
+static size_t span_mapped_extent(const zp__span *s) {
+  return s->nslots == 1 && s->bytes > PAGEMAP_LARGE_EXTENT
+             ? PAGEMAP_LARGE_EXTENT
+             : s->bytes;
+}
+
 /* Memory for a span: memfd_secret when asked for and it works, else
  * anonymous. */
 static char *span_map(zp_pool *pool, size_t bytes, bool *secret) {
@@ -102,13 +115,6 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
     s->pinned = zp__os_lock(s->base, bytes) == 0;
     *pin_failed = !s->pinned;
   }
-  if ((*pin_failed && pool->cfg.pin_policy == ZP_PIN_STRICT) ||
-      zp__pagemap_set(s->base, bytes, s) != 0) {
-    zp__os_unmap(s->base, bytes);
-    zp__os_free(s);
-    errno = ENOMEM;
-    return NULL;
-  }
   s->pool = pool;
   s->stride = stride;
   s->cls = cls;
@@ -117,9 +123,23 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   /* Exact for off < limit <= 1 MiB and stride <= 64 KiB: the rounding
    * error off / 2^48 stays below 1 / stride. */
   s->recip = nslots > 1 ? (((uint64_t)1 << 48) + stride - 1) / stride : 0;
+  if (*pin_failed && pool->cfg.pin_policy == ZP_PIN_STRICT) {
+    zp__os_unmap(s->base, bytes);
+    zp__os_free(s);
+    errno = ENOMEM;
+    return NULL;
+  }
   zp__track_span_new(s->base, bytes);
   zp__os_dontdump(s->base, bytes);
   span_fork_policy(pool, s);
+  /* Into the page map last: a lookup never sees a half-built span. */
+  if (zp__pagemap_set(s->base, span_mapped_extent(s), s) != 0) {
+    zp__track_span_free(s->base, bytes);
+    zp__os_unmap(s->base, bytes);
+    zp__os_free(s);
+    errno = ENOMEM;
+    return NULL;
+  }
   return s;
 }
 
@@ -138,7 +158,7 @@ static void span_free(zp_pool *pool, zp__span *s) {
     pool->pinned_bytes -= s->bytes;
   if (s->secret)
     pool->secret_bytes -= s->bytes;
-  zp__pagemap_clear(s->base, s->bytes);
+  zp__pagemap_clear(s->base, span_mapped_extent(s));
   zp__track_span_free(s->base, s->bytes);
   zp__os_unmap(s->base, s->bytes); /* munmap also unlocks */
   zp__os_free(s);

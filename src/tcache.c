@@ -257,8 +257,12 @@ void zp__tcaches_drain(zp_pool *pool) {
   pthread_mutex_lock(&registry_lock);
   for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next)
     atomic_store_explicit(&tc->drain_req, 1, memory_order_relaxed);
-  if (pool->caches && barrier_all_threads()) {
-    for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next) {
+  bool barrier = pool->caches && barrier_all_threads();
+  pthread_t self = pthread_self();
+  for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next) {
+    /* Without membarrier only our own cache is safe to touch now; the
+     * others empty themselves at their owner's next call. */
+    if (barrier || pthread_equal(tc->owner, self)) {
       while (atomic_load_explicit(&tc->active, memory_order_acquire))
         sched_yield(); /* the owner is inside one get or put: short */
       zp__buf *list = take_all(pool, tc);
@@ -364,8 +368,10 @@ void zp__pools_unlink(zp_pool *pool) {
   pthread_mutex_unlock(&registry_lock);
 }
 
+void zp__registry_lock(void) { pthread_mutex_lock(&registry_lock); }
+void zp__registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
+
 void zp__tcaches_sum(zp_pool *pool, zp_stats *st) {
-  pthread_mutex_lock(&registry_lock);
   for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next) {
     st->puts += zp__counter_get(&tc->puts);
     st->hits += zp__counter_get(&tc->hits);
@@ -374,5 +380,4 @@ void zp__tcaches_sum(zp_pool *pool, zp_stats *st) {
     st->idle_buffers += zp__counter_get(&tc->count);
     st->idle_bytes += zp__counter_get(&tc->credit) - zp__counter_get(&tc->room);
   }
-  pthread_mutex_unlock(&registry_lock);
 }

@@ -86,6 +86,24 @@ static void test_invalid_builders(void **state) {
   }
 }
 
+/* Two bad fields: the first in struct order is named, and a bad minimum
+ * does not make the budget look wrong. */
+static void test_first_bad_field_named(void **state) {
+  zp_builder b;
+  const char *field = NULL;
+  (void)state;
+  memset(&b, 0, sizeof b);
+  b.tls_cache_size = 5000;
+  b.max_pooled_bytes = 1;
+  assert_int_equal(zp_builder_validate(&b, &field), -EINVAL);
+  assert_string_equal(field, "tls_cache_size");
+  memset(&b, 0, sizeof b);
+  b.min_buffer_size = (size_t)2 << 30;
+  b.max_pooled_bytes = 1 << 20;
+  assert_int_equal(zp_builder_validate(&b, &field), -EINVAL);
+  assert_string_equal(field, "min_buffer_size");
+}
+
 static void test_valid_builders(void **state) {
   zp_builder b;
   const char *field = "untouched";
@@ -217,6 +235,7 @@ static void test_config_round_trip(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_invalid_builders),
+      cmocka_unit_test(test_first_bad_field_named),
       cmocka_unit_test(test_valid_builders),
       cmocka_unit_test(test_config_defaults),
       cmocka_unit_test(test_config_keeps_explicit),

@@ -161,14 +161,19 @@ static void test_fork_while_threads_use_pool(void **state) {
   assert_non_null(g_pool);
   atomic_store(&g_stop, false);
   assert_int_equal(pthread_create(&t, NULL, churn, NULL), 0);
-  for (int i = 0; i < (int)zp_test_iters(20, 4); i++) {
-    zp_test_child_result res;
+  static zp_test_child_result res; /* 8 KiB: not on the stack */
+  int failed = -1;
+  for (int i = 0; i < (int)zp_test_iters(20, 4) && failed < 0; i++) {
     zp_test_run_child(child_uses_pool, NULL, &res);
     if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-      fail_msg("child %d failed (status 0x%x): %s", i, res.status, res.output);
+      failed = i;
   }
+  /* Stop the thread before any assert: it must not outlive the test. */
   atomic_store(&g_stop, true);
   assert_int_equal(pthread_join(t, NULL), 0);
+  if (failed >= 0)
+    fail_msg("child %d failed (status 0x%x): %s", failed, res.status,
+             res.output);
   zp_pool_destroy(g_pool);
 }
 

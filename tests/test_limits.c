@@ -2,10 +2,99 @@
 /* Limits: byte budget, per-shard count, small buffers sharing mappings. */
 #include "test_util.h"
 
+#include <pthread.h>
+
 static zp_pool *new_pool(const zp_builder *b) {
   zp_pool *pool = zp_pool_new(b);
   assert_non_null(pool);
   return pool;
+}
+
+static zp_pool *g_pool;
+static size_t g_size;
+
+static void *fill_shards_and_exit(void *arg) {
+  unsigned char *p[8];
+  (void)arg;
+  for (int i = 0; i < 8; i++)
+    p[i] = zp_get(g_pool, g_size);
+  for (int i = 0; i < 8; i++)
+    zp_put(g_pool, p[i]);
+  return NULL; /* exit: the cache goes back to the shards */
+}
+
+static void *get_put_twice(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 2; i++) {
+    unsigned char *p = zp_get(g_pool, 65536);
+    if (p)
+      zp_put(g_pool, p);
+  }
+  return NULL;
+}
+
+/* One thread's cache must not keep the pool's whole budget as credit while
+ * it holds nothing: after the main thread takes every idle buffer, another
+ * thread's put is kept (not evicted) and its next get is a hit. */
+static void test_one_cache_cannot_hoard_budget(void **state) {
+  zp_builder b = {0};
+  pthread_t t;
+  unsigned char *held[8];
+  zp_stats before, after;
+  (void)state;
+  b.max_pooled_bytes = 8 * ZP_MIB;
+  b.num_shards = 4; /* a cache may hold 8 MiB / (2 x 4) = 1 MiB beyond */
+  g_size = ZP_MIB;
+  g_pool = new_pool(&b);
+  assert_int_equal(pthread_create(&t, NULL, fill_shards_and_exit, NULL), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  for (int i = 0; i < 8; i++) {
+    held[i] = zp_get(g_pool, g_size);
+    assert_non_null(held[i]);
+  }
+  before = zp_test_stats(g_pool);
+  assert_int_equal(pthread_create(&t, NULL, get_put_twice, NULL), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  after = zp_test_stats(g_pool);
+  assert_int_equal(after.evictions - before.evictions, 0);
+  assert_int_equal(after.hits - before.hits, 1);
+  for (int i = 0; i < 8; i++)
+    zp_put(g_pool, held[i]);
+  after = zp_test_stats(g_pool);
+  assert_true(after.idle_bytes <= b.max_pooled_bytes);
+  zp_pool_destroy(g_pool);
+}
+
+/* A huge buffer costs little metadata: the page map records only the start
+ * of a large buffer, so RSS does not grow with its size. */
+static long long rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long long pages = -1, rss = -1;
+  if (f) {
+    if (fscanf(f, "%lld %lld", &pages, &rss) != 2)
+      rss = -1;
+    fclose(f);
+  }
+  return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
+}
+
+static void test_huge_buffer_small_metadata(void **state) {
+  (void)state;
+  if (ZP_TEST_SANITIZED || zp_test_under_valgrind())
+    skip(); /* their own shadow memory for a huge mapping dwarfs ours */
+  zp_pool *pool = new_pool(NULL);
+  long long before = rss_bytes();
+  unsigned char *p = zp_get(pool, (size_t)64 << 30); /* 64 GiB, untouched */
+  if (p == NULL) {
+    zp_pool_destroy(pool);
+    skip(); /* no address space for it here */
+  }
+  long long during = rss_bytes();
+  zp_put_used(pool, p, 0);
+  zp_pool_destroy(pool);
+  if (during - before > 8 * (long long)ZP_MIB)
+    fail_msg("RSS grew by %lld bytes for one untouched 64 GiB buffer",
+             during - before);
 }
 
 /* max_pooled_bytes = 1 MiB, 64 outstanding 64 KiB buffers put back: at most
@@ -128,6 +217,8 @@ int main(void) {
       cmocka_unit_test(test_byte_budget),
       cmocka_unit_test(test_buffer_count_limit),
       cmocka_unit_test(test_small_buffers_share_mappings),
+      cmocka_unit_test(test_one_cache_cannot_hoard_budget),
+      cmocka_unit_test(test_huge_buffer_small_metadata),
   };
   zp_test_apply_filter();
   return cmocka_run_group_tests(tests, NULL, NULL);

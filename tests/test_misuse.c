@@ -171,6 +171,24 @@ static void put_used_zero_size_buffer(void *arg) {
   zp_put_used(pool, p, 1);
 }
 
+static void get_after_destroy(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *held = child_get(pool, 100); /* keeps the pool's memory */
+  (void)arg;
+  zp_pool_destroy(pool);
+  unsigned char *p = zp_get(pool, 100);
+  fprintf(stderr, "not caught: %p %p\n", (void *)held, (void *)p);
+}
+
+static void destroy_twice(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *held = child_get(pool, 100);
+  (void)arg;
+  zp_pool_destroy(pool);
+  zp_pool_destroy(pool);
+  fprintf(stderr, "not caught: %p\n", (void *)held);
+}
+
 #define DEATH_TEST(name, what)                                                 \
   static void test_##name(void **state) {                                      \
     (void)state;                                                               \
@@ -193,6 +211,8 @@ DEATH_TEST(put_used_other_pool, "zp_put_used into another pool")
 DEATH_TEST(put_used_over_size, "zp_put_used(used = size + 1)")
 DEATH_TEST(put_used_over_capacity, "zp_put_used(used = SIZE_MAX)")
 DEATH_TEST(put_used_zero_size_buffer, "zp_put_used(1) of a 0-byte buffer")
+DEATH_TEST(get_after_destroy, "zp_get on a destroyed pool (buffers still out)")
+DEATH_TEST(destroy_twice, "zp_pool_destroy twice (buffers still out)")
 
 /* Not misuse: a buffer put, handed out again (same address) and put again;
  * many times, across sizes of one class and across threads. */
@@ -230,6 +250,8 @@ int main(void) {
       cmocka_unit_test(test_put_malloced),
       cmocka_unit_test(test_put_stack),
       cmocka_unit_test(test_put_unused_pool),
+      cmocka_unit_test(test_get_after_destroy),
+      cmocka_unit_test(test_destroy_twice),
       cmocka_unit_test(test_put_interior_page),
       cmocka_unit_test(test_put_interior_small),
       cmocka_unit_test(test_put_interior_large),
