@@ -117,6 +117,23 @@ typedef enum zp_backing {
                                how much */
 } zp_backing;
 
+/* Inaccessible (PROT_NONE) pages that stop a linear overflow or underflow
+ * with SIGSEGV instead of letting it reach other memory. */
+typedef enum zp_guard {
+  ZP_GUARD_SPANS = 0,  /* a guard page before and after every mapping the
+                          pool makes (default): a buffer larger than 64 KiB
+                          has its own mapping, so it is guarded on both
+                          sides; smaller buffers share a slab guarded at its
+                          ends. Costs 2 extra kernel mappings (VMAs) per
+                          mapping */
+  ZP_GUARD_OFF = 1,    /* none */
+  ZP_GUARD_BUFFERS = 2 /* as SPANS, plus a guard page after every buffer of
+                          4 to 64 KiB: 2 more VMAs per buffer, within a
+                          budget of a quarter of vm.max_map_count for the
+                          process; slabs made beyond it have none (see
+                          zp_stats.guard_pages) */
+} zp_guard;
+
 /* Tuning. The all-zero value means "every default"; zp_pool_config() tells
  * what each 0 resolved to on this machine. */
 typedef struct zp_builder {
@@ -149,6 +166,12 @@ typedef struct zp_builder {
   zp_pinning pin_policy;
   zp_fork fork_policy;
   zp_backing backing;
+  zp_guard guard_pages;
+  /* Delayed reuse: each thread holds back its last `quarantine` put buffers
+   * (wiped, idle) before they can be handed out again, so a second put or a
+   * write through a stale pointer meets an idle buffer and is caught rather
+   * than hitting the next user's data. 0 = none (default); at most 4096. */
+  size_t quarantine;
   /* Must be zero: room for options to come. */
   uint64_t reserved[6];
 } zp_builder;
@@ -170,6 +193,7 @@ typedef struct zp_stats {
   uint64_t mapped_bytes;        /* bytes mapped from the OS right now */
   uint64_t os_maps;             /* OS mappings held right now */
   uint64_t secret_bytes;        /* of mapped_bytes, backed by memfd_secret */
+  uint64_t guard_pages;         /* guard pages mapped right now */
 } zp_stats;
 
 /* Creates a pool. builder may be NULL (all defaults). Returns NULL with errno

@@ -64,6 +64,8 @@ int zp__config_resolve(const zp__topology *t, const zp_builder *in,
   ZP_CHECK(b.pin_policy <= ZP_PIN_STRICT, "pin_policy");
   ZP_CHECK(b.fork_policy <= ZP_FORK_DROP, "fork_policy");
   ZP_CHECK(b.backing <= ZP_BACKING_SECRET, "backing");
+  ZP_CHECK(b.guard_pages <= ZP_GUARD_BUFFERS, "guard_pages");
+  ZP_CHECK(b.quarantine <= 4096, "quarantine");
   for (size_t i = 0; i < sizeof b.reserved / sizeof b.reserved[0]; i++)
     ZP_CHECK(b.reserved[i] == 0, "reserved");
 #undef ZP_CHECK

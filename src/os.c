@@ -36,31 +36,49 @@ static bool injected_failure(void) {
   return false;
 }
 
-void *zp__os_map(size_t bytes, size_t align) {
-  if (injected_failure())
-    return NULL;
+/* Reserves bytes + 2 x guard, aligned after the leading guard; returns the
+ * data start, all of it PROT_NONE still, and trims what is not needed. */
+static char *reserve(size_t bytes, size_t align, size_t guard, int prot) {
   if (align < ZP__PAGE)
     align = ZP__PAGE;
-  /* Over-map by align - page, then trim both ends to the aligned range. */
-  size_t over = bytes + align - ZP__PAGE;
+  size_t over = bytes + 2 * guard + align - ZP__PAGE;
   if (over < bytes) {
     errno = ENOMEM;
     return NULL;
   }
-  char *raw = mmap(NULL, over, PROT_READ | PROT_WRITE,
+  char *raw = mmap(NULL, over, guard ? PROT_NONE : prot,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) {
     errno = ENOMEM;
     return NULL;
   }
-  char *aligned = (char *)zp__align_up((uintptr_t)raw, align);
-  size_t head = (size_t)(aligned - raw);
-  size_t tail = over - head - bytes;
+  char *data = (char *)zp__align_up((uintptr_t)raw + guard, align);
+  size_t head = (size_t)(data - guard - raw);
+  size_t tail = over - head - (bytes + 2 * guard);
   if (head)
     munmap(raw, head);
   if (tail)
-    munmap(aligned + bytes, tail);
-  return aligned;
+    munmap(data + bytes + guard, tail);
+  return data;
+}
+
+void *zp__os_map(size_t bytes, size_t align, size_t guard) {
+  if (injected_failure())
+    return NULL;
+  int rw = PROT_READ | PROT_WRITE;
+  char *data = reserve(bytes, align, guard, rw);
+  if (data && guard && mprotect(data, bytes, rw) != 0) {
+    munmap(data - guard, bytes + 2 * guard);
+    errno = ENOMEM;
+    return NULL;
+  }
+  return data;
+}
+
+int zp__os_guard(void *p, size_t bytes) {
+  if (injected_failure())
+    return -ENOMEM;
+  return mprotect(p, bytes, PROT_NONE) == 0 ? 0 : -errno;
 }
 
 static int secret_fd(void) {
@@ -72,35 +90,26 @@ static int secret_fd(void) {
 #endif
 }
 
-void *zp__os_map_secret(size_t bytes, size_t align) {
+void *zp__os_map_secret(size_t bytes, size_t align, size_t guard) {
   if (injected_failure())
     return NULL;
-  if (align < ZP__PAGE)
-    align = ZP__PAGE;
   int fd = secret_fd();
   if (fd < 0)
     return NULL;
-  void *result = NULL;
-  size_t over = bytes + align - ZP__PAGE;
-  /* Reserve an aligned range, then put the secret pages over it. */
-  char *raw = mmap(NULL, over, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw != MAP_FAILED && ftruncate(fd, (off_t)bytes) == 0) {
-    char *aligned = (char *)zp__align_up((uintptr_t)raw, align);
-    void *p = mmap(aligned, bytes, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_FIXED, fd, 0);
-    if (p != MAP_FAILED) {
-      size_t head = (size_t)(aligned - raw), tail = over - head - bytes;
-      if (head)
-        munmap(raw, head);
-      if (tail)
-        munmap(aligned + bytes, tail);
-      result = p;
-    }
-  }
+  /* Reserve an aligned range (guards included), then put the secret pages
+   * over its middle. */
+  char *data = reserve(bytes, align, guard, PROT_NONE);
+  char *result = NULL;
   int saved = errno;
-  if (!result && raw != MAP_FAILED)
-    munmap(raw, over);
+  if (data && ftruncate(fd, (off_t)bytes) == 0) {
+    void *p = mmap(data, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                   fd, 0);
+    if (p != MAP_FAILED)
+      result = p;
+    saved = errno;
+  }
+  if (data && !result)
+    munmap(data - guard, bytes + 2 * guard);
   close(fd);
   errno = result ? 0 : (saved ? saved : ENOMEM);
   return result;
@@ -122,6 +131,8 @@ bool zp__os_secret_available(void) {
 }
 
 int zp__os_wipe_on_fork(void *p, size_t bytes) {
+  if (injected_failure())
+    return -ENOMEM;
 #ifdef MADV_WIPEONFORK
   return madvise(p, bytes, MADV_WIPEONFORK) == 0 ? 0 : -errno;
 #else
@@ -132,30 +143,38 @@ int zp__os_wipe_on_fork(void *p, size_t bytes) {
 }
 
 int zp__os_dont_fork(void *p, size_t bytes) {
+  if (injected_failure())
+    return -ENOMEM;
   return madvise(p, bytes, MADV_DONTFORK) == 0 ? 0 : -errno;
 }
 
-void zp__os_unmap(void *p, size_t bytes) {
-  if (p && munmap(p, bytes) != 0)
+void zp__os_unmap(void *p, size_t bytes, size_t guard) {
+  if (p && munmap((char *)p - guard, bytes + 2 * guard) != 0)
     zp__misuse("munmap(%p, %zu) failed: internal error", p, bytes);
 }
 
 int zp__os_lock(void *p, size_t bytes) {
+  if (injected_failure())
+    return -ENOMEM;
   if (!ZP__MLOCK_WORKS)
     return -ENOTSUP; /* the sanitizer would intercept it and lock nothing */
   return mlock(p, bytes) == 0 ? 0 : -errno;
 }
 
 void zp__os_discard(void *p, size_t bytes) {
-  (void)madvise(p, bytes, MADV_DONTNEED);
+  if (!injected_failure())
+    (void)madvise(p, bytes, MADV_DONTNEED);
 }
 
-void zp__os_dontdump(void *p, size_t bytes) {
+int zp__os_dontdump(void *p, size_t bytes) {
+  if (injected_failure())
+    return -ENOMEM;
 #ifdef MADV_DONTDUMP
-  (void)madvise(p, bytes, MADV_DONTDUMP);
+  return madvise(p, bytes, MADV_DONTDUMP) == 0 ? 0 : -errno;
 #else
   (void)p;
   (void)bytes;
+  return -ENOSYS;
 #endif
 }
 

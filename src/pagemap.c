@@ -26,14 +26,14 @@ static leaf_entry *leaf_for(size_t g, int create) {
       (leaf_entry *)atomic_load_explicit(&root[r], memory_order_acquire);
   if (leaf || !create)
     return leaf;
-  leaf_entry *fresh = zp__os_map(LEAF_ENTRIES * sizeof(leaf_entry), 0);
+  leaf_entry *fresh = zp__os_map(LEAF_ENTRIES * sizeof(leaf_entry), 0, 0);
   if (!fresh)
     return NULL;
   uintptr_t expected = 0;
   if (!atomic_compare_exchange_strong_explicit(
           &root[r], &expected, (uintptr_t)fresh, memory_order_acq_rel,
           memory_order_acquire)) {
-    zp__os_unmap(fresh, LEAF_ENTRIES * sizeof(leaf_entry));
+    zp__os_unmap(fresh, LEAF_ENTRIES * sizeof(leaf_entry), 0);
     return (leaf_entry *)expected;
   }
   return fresh;

@@ -54,6 +54,8 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
   }
   pool->cfg = cfg;
   pool->get_checks = cfg.verify_on_get != ZP_VERIFY_OFF || cfg.zero_on_get;
+  /* With a quarantine every put takes the slow path, which holds it. */
+  pool->put_cache_limit = cfg.quarantine ? 0 : cfg.tls_cache_size;
   pthread_mutex_init(&pool->grow_lock, NULL);
   zp__track_pool_new(pool);
   pool->partial = zp__os_calloc(pool->classes.count, sizeof(zp__span *));
@@ -290,16 +292,20 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
   }
   zp__counter_add(&tc->puts, 1);
   zp__counter_add(&tc->bytes_zeroed, used);
-  if (zp__counter_get(&tc->count) >= pool->cfg.tls_cache_size)
+  size_t held_back = tc->qlen; /* in quarantine: not in the lists */
+  if (zp__counter_get(&tc->count) - held_back >= pool->cfg.tls_cache_size)
     zp__tcache_flush(pool, tc, cls, pool->batch);
   size_t room = zp__counter_get(&tc->room);
   size_t idle = zp__counter_get(&tc->credit) - room;
-  bool fits = zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
-              idle + csize <= pool->tc_byte_cap;
+  size_t cap_bytes = pool->tc_byte_cap +
+                     (pool->cfg.quarantine ? pool->cfg.quarantine * csize : 0);
+  bool fits = (pool->cfg.quarantine ||
+               zp__counter_get(&tc->count) < pool->cfg.tls_cache_size) &&
+              idle + csize <= cap_bytes;
   if (fits && room < csize) {
     size_t need = csize - room;
-    size_t more = pool->tc_byte_cap - idle - csize; /* room to grow */
-    more = more < need ? more : need;               /* lease 2x when we can */
+    size_t more = cap_bytes - idle - csize; /* room to grow */
+    more = more < need ? more : need;       /* lease 2x when we can */
     if (zp__budget_reserve(pool, need + more))
       need += more;
     else if (!zp__budget_reserve(pool, need))
@@ -309,8 +315,13 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
       zp__counter_add(&tc->room, need);
     }
   }
-  if (fits)
+  if (fits && pool->cfg.quarantine) {
+    zp__counter_add(&tc->count, 1);
+    zp__counter_sub(&tc->room, csize);
+    zp__tcache_quarantine(pool, tc, b);
+  } else if (fits) {
     tc_push(tc, b, csize);
+  }
   zp__tc_leave(tc);
   if (!fits)
     zp__shard_give(pool, cls, b, 0);
@@ -354,7 +365,7 @@ static inline void put_impl(zp_pool *pool, void *buf, size_t used,
   /* A usable cache implies a live pool: destroy orphans every cache. */
   zp__tcache *tc = zp__tls_last;
   if (zp__likely(zp__tc_enter(pool, tc))) {
-    if (zp__likely(zp__counter_get(&tc->count) < pool->cfg.tls_cache_size &&
+    if (zp__likely(zp__counter_get(&tc->count) < pool->put_cache_limit &&
                    zp__counter_get(&tc->room) >= csize)) {
       zp__counter_add(&tc->puts, 1);
       zp__counter_add(&tc->bytes_zeroed, used);
@@ -410,6 +421,7 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
   st.os_maps = pool->os_maps;
   st.pinned_bytes = pool->pinned_bytes;
   st.secret_bytes = pool->secret_bytes;
+  st.guard_pages = pool->guard_pages;
   pthread_mutex_unlock(&pool->grow_lock);
   zp__registry_unlock();
   st.gets = st.hits + st.misses;
@@ -450,9 +462,9 @@ size_t zp_buffer_size(zp_pool *pool, const void *buf) {
   uintptr_t p = (uintptr_t)buf;
   if (s && s->pool == pool && p >= (uintptr_t)s->base &&
       p - (uintptr_t)s->base < s->limit) {
-    size_t off = p - (uintptr_t)s->base, idx = off / s->stride;
+    size_t off = p - (uintptr_t)s->base, idx = off / s->step;
     zp__buf *b = &s->bufs[idx];
-    if (off == idx * s->stride &&
+    if (off == idx * s->step &&
         atomic_load_explicit(&b->state, memory_order_relaxed) == ZP__OUT)
       size = b->size;
   }

@@ -50,16 +50,19 @@ typedef struct zp__span {
   zp_pool *pool;
   char *base;
   size_t stride;  /* class size */
-  size_t limit;   /* nslots * stride: offsets below it hold buffers */
-  uint64_t recip; /* off * recip >> 48 == off / stride; 0 for one slot */
+  size_t step;    /* from one slot to the next: stride, + a guard page */
+  size_t limit;   /* nslots * step: offsets below it hold buffers */
+  uint64_t recip; /* off * recip >> 48 == off / step; 0 for one slot */
+  size_t guard;   /* PROT_NONE bytes on each side of the mapping */
   size_t bytes;   /* mapped */
   unsigned cls;
   uint32_t nslots;
-  uint32_t live;   /* slots not FREE (IDLE or OUT) */
-  uint32_t carved; /* slots [0, carved) have been handed out once */
-  bool pinned;     /* mlock succeeded */
-  bool secret;     /* memfd_secret backing */
-  zp__buf *free;   /* released slots below carved */
+  uint32_t live;    /* slots not FREE (IDLE or OUT) */
+  uint32_t carved;  /* slots [0, carved) have been handed out once */
+  bool pinned;      /* mlock succeeded */
+  bool secret;      /* memfd_secret backing */
+  bool slot_guards; /* a guard page after every slot */
+  zp__buf *free;    /* released slots below carved */
   struct zp__span *next, *prev;   /* all spans of the pool */
   struct zp__span *pnext, *pprev; /* spans of cls with a free slot */
   bool in_partial;
@@ -92,7 +95,11 @@ typedef struct zp__tcache {
   pthread_t owner;
   struct zp__tcache *thread_next;         /* the owning thread's caches */
   struct zp__tcache *reg_next, *reg_prev; /* the pool's registry */
-  zp__buf *head[];                        /* [nclasses] */
+  /* Quarantine: a FIFO ring of recently put buffers, counted in count and
+   * room like the lists but not handed out until they leave it. */
+  zp__buf **qring;
+  uint32_t qhead, qlen;
+  zp__buf *head[]; /* [nclasses], then the ring's slots */
 } zp__tcache;
 
 struct zp_pool {
@@ -106,8 +113,9 @@ struct zp_pool {
   zp__shard *shards;
   _Atomic uint64_t *nonempty; /* [nclasses][mask_words]: shards with idle */
   size_t mask_words;
-  bool get_checks;  /* verify_on_get or zero_on_get */
-  bool forked_away; /* ZP_FORK_DROP, in a fork child: no memory here */
+  bool get_checks;        /* verify_on_get or zero_on_get */
+  size_t put_cache_limit; /* fast-path put: tls_cache_size, 0 to bypass */
+  bool forked_away;       /* ZP_FORK_DROP, in a fork child: no memory here */
   zp__size_classes classes;
 
   /* The byte budget: shard idle bytes + thread cache credit. */
@@ -117,7 +125,7 @@ struct zp_pool {
   alignas(ZP__CACHE_LINE) pthread_mutex_t grow_lock;
   zp__span *spans;
   zp__span **partial; /* [nclasses] */
-  size_t mapped_bytes, os_maps, pinned_bytes, secret_bytes;
+  size_t mapped_bytes, os_maps, pinned_bytes, secret_bytes, guard_pages;
   size_t zombie_out; /* after destroy: buffers still out */
 
   /* Counters of slow paths, exited threads and cache-less calls. */
@@ -160,6 +168,9 @@ zp__tcache *zp__tcache_for(zp_pool *pool); /* NULL: go without a cache */
 /* Moves up to max buffers of class cls from tc to a shard. */
 void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max);
 void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
+/* Puts b, wiped and counted in tc (count, room), into tc's quarantine;
+ * the oldest buffer there moves on to tc's lists or a shard. */
+void zp__tcache_quarantine(zp_pool *pool, zp__tcache *tc, zp__buf *b);
 /* Returns all of tc's credit to the pool; tc must hold no buffer. */
 void zp__tcache_drop_credit(zp_pool *pool, zp__tcache *tc);
 void zp__tcaches_orphan(zp_pool *pool);
@@ -206,7 +217,7 @@ static inline zp__buf *zp__span_find(zp_pool *pool, const void *p,
   if (zp__unlikely(!s || s->pool != pool || off >= s->limit))
     zp__span_bad_pointer(pool, p);
   size_t idx = (size_t)((off * s->recip) >> 48);
-  if (zp__unlikely(off != idx * s->stride))
+  if (zp__unlikely(off != idx * s->step))
     zp__span_bad_pointer(pool, p);
   *span_out = s;
   return &s->bufs[idx];

@@ -13,24 +13,63 @@
 #include "track.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 #define SLAB_MAX_CLASS ((size_t)64 << 10)
 #define SLAB_MIN_BYTES ((size_t)64 << 10)
 #define SLAB_MAX_BYTES ((size_t)1 << 20)
 
-static void span_geometry(size_t stride, size_t *bytes, uint32_t *nslots) {
+/* Slots of stride bytes, step apart (stride, or stride + a guard page):
+ * one slot for a large class, else enough for a 64 KiB..1 MiB slab. */
+static void span_geometry(size_t stride, size_t step, size_t *bytes,
+                          uint32_t *nslots) {
   if (stride > SLAB_MAX_CLASS) {
     *bytes = zp__align_up(stride, ZP__PAGE);
     *nslots = 1;
     return;
   }
-  size_t want = stride * 16;
+  size_t want = step * 16;
   if (want < SLAB_MIN_BYTES)
     want = SLAB_MIN_BYTES;
   if (want > SLAB_MAX_BYTES)
     want = SLAB_MAX_BYTES;
-  *nslots = (uint32_t)(want / stride);
-  *bytes = zp__align_up((size_t)*nslots * stride, ZP__PAGE);
+  *nslots = (uint32_t)(want / step);
+  *bytes = zp__align_up((size_t)*nslots * step, ZP__PAGE);
+}
+
+/* Per-buffer guard pages split a slab into 2 VMAs per slot; all pools of
+ * the process together stay under a quarter of vm.max_map_count. */
+static atomic_size_t slot_guard_vmas;
+static size_t slot_guard_budget(void) {
+  static atomic_size_t budget;
+  size_t b = atomic_load_explicit(&budget, memory_order_relaxed);
+  if (!b) {
+    unsigned long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+      if (fscanf(f, "%lu", &max) != 1)
+        max = 65530;
+      fclose(f);
+    }
+    b = max / 4;
+    atomic_store_explicit(&budget, b, memory_order_relaxed);
+  }
+  return b;
+}
+
+static bool take_slot_guard_vmas(size_t n) {
+  size_t cur = atomic_load_explicit(&slot_guard_vmas, memory_order_relaxed);
+  do {
+    if (cur + n > slot_guard_budget())
+      return false;
+  } while (!atomic_compare_exchange_weak_explicit(&slot_guard_vmas, &cur,
+                                                  cur + n, memory_order_relaxed,
+                                                  memory_order_relaxed));
+  return true;
+}
+
+static size_t span_guard_pages(const zp__span *s) {
+  return (s->guard ? 2 : 0) + (s->slot_guards ? s->nslots : 0);
 }
 
 static void list_unlink_partial(zp_pool *pool, zp__span *s) {
@@ -71,10 +110,10 @@ static size_t span_mapped_extent(const zp__span *s) {
 
 /* Memory for a span: memfd_secret when asked for and it works, else
  * anonymous. */
-static char *span_map(zp_pool *pool, size_t bytes, bool *secret) {
+static char *span_map(zp_pool *pool, size_t bytes, size_t guard, bool *secret) {
   *secret = false;
   if (pool->cfg.backing == ZP_BACKING_SECRET) {
-    char *p = zp__os_map_secret(bytes, ZP__GRANULE);
+    char *p = zp__os_map_secret(bytes, ZP__GRANULE, guard);
     if (p) {
       *secret = true;
       return p;
@@ -82,35 +121,56 @@ static char *span_map(zp_pool *pool, size_t bytes, bool *secret) {
     /* Falls back to anonymous memory, pinned (cfg.pinned_memory is set
      * whenever the backing is secret). */
   }
-  return zp__os_map(bytes, ZP__GRANULE);
+  return zp__os_map(bytes, ZP__GRANULE, guard);
 }
 
 /* Applies the pool's fork policy; secret memory cannot be wiped on fork,
  * so it is kept out of children instead. */
-static void span_fork_policy(zp_pool *pool, zp__span *s) {
+static int span_fork_policy(zp_pool *pool, zp__span *s) {
+  if (pool->cfg.fork_policy == ZP_FORK_COPY)
+    return 0;
   if (pool->cfg.fork_policy == ZP_FORK_WIPE && !s->secret &&
       zp__os_wipe_on_fork(s->base, s->bytes) == 0)
-    return;
-  if (pool->cfg.fork_policy != ZP_FORK_COPY)
-    (void)zp__os_dont_fork(s->base, s->bytes);
+    return 0;
+  return zp__os_dont_fork(s->base, s->bytes);
 }
 
 /* Maps a new span; no lock held. NULL with errno ENOMEM. */
 static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
-  size_t stride = zp__class_size(pool, cls), bytes;
+  size_t stride = zp__class_size(pool, cls), bytes, step = stride;
+  size_t guard = pool->cfg.guard_pages != ZP_GUARD_OFF ? ZP__PAGE : 0;
   uint32_t nslots;
-  span_geometry(stride, &bytes, &nslots);
+  bool slot_guards = pool->cfg.guard_pages == ZP_GUARD_BUFFERS &&
+                     stride >= ZP__PAGE && stride <= SLAB_MAX_CLASS;
+  if (slot_guards)
+    step = stride + ZP__PAGE;
+  span_geometry(stride, step, &bytes, &nslots);
+  if (slot_guards && !take_slot_guard_vmas(2 * (size_t)nslots)) {
+    slot_guards = false; /* over the VMA budget: this slab goes without */
+    step = stride;
+    span_geometry(stride, step, &bytes, &nslots);
+  }
   *pin_failed = false;
   zp__span *s = zp__os_calloc(1, sizeof *s + nslots * sizeof(zp__buf));
   if (!s)
-    return NULL;
-  s->base = span_map(pool, bytes, &s->secret);
+    goto fail_guards;
+  s->base = span_map(pool, bytes, guard, &s->secret);
   if (!s->base) {
     zp__os_free(s);
-    errno = ENOMEM;
-    return NULL;
+    goto fail_guards;
   }
   s->bytes = bytes;
+  s->guard = guard;
+  s->step = step;
+  s->nslots = nslots;
+  for (uint32_t i = 0; slot_guards && i < nslots; i++) {
+    if (zp__os_guard(s->base + (size_t)i * step + stride, ZP__PAGE) != 0) {
+      zp__os_unmap(s->base, bytes, guard);
+      zp__os_free(s);
+      goto fail_guards;
+    }
+  }
+  s->slot_guards = slot_guards;
   if (pool->cfg.pinned_memory && !s->secret) {
     s->pinned = zp__os_lock(s->base, bytes) == 0;
     *pin_failed = !s->pinned;
@@ -118,29 +178,34 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   s->pool = pool;
   s->stride = stride;
   s->cls = cls;
-  s->nslots = nslots;
-  s->limit = (size_t)nslots * stride;
-  /* Exact for off < limit <= 1 MiB and stride <= 64 KiB: the rounding
-   * error off / 2^48 stays below 1 / stride. */
-  s->recip = nslots > 1 ? (((uint64_t)1 << 48) + stride - 1) / stride : 0;
+  s->limit = (size_t)nslots * step;
+  /* Exact for off < limit <= 1 MiB + 16 pages and step <= 68 KiB: the
+   * rounding error off / 2^48 stays below 1 / step. */
+  s->recip = nslots > 1 ? (((uint64_t)1 << 48) + step - 1) / step : 0;
   if (*pin_failed && pool->cfg.pin_policy == ZP_PIN_STRICT) {
-    zp__os_unmap(s->base, bytes);
+    zp__os_unmap(s->base, bytes, guard);
     zp__os_free(s);
-    errno = ENOMEM;
-    return NULL;
+    goto fail_guards;
   }
   zp__track_span_new(s->base, bytes);
-  zp__os_dontdump(s->base, bytes);
-  span_fork_policy(pool, s);
-  /* Into the page map last: a lookup never sees a half-built span. */
-  if (zp__pagemap_set(s->base, span_mapped_extent(s), s) != 0) {
+  /* Into the page map last: a lookup never sees a half-built span. A span
+   * that cannot be kept out of core dumps, or out of fork children as
+   * asked, is not used at all. */
+  if (zp__os_dontdump(s->base, bytes) != 0 || span_fork_policy(pool, s) != 0 ||
+      zp__pagemap_set(s->base, span_mapped_extent(s), s) != 0) {
     zp__track_span_free(s->base, bytes);
-    zp__os_unmap(s->base, bytes);
+    zp__os_unmap(s->base, bytes, guard);
     zp__os_free(s);
-    errno = ENOMEM;
-    return NULL;
+    goto fail_guards;
   }
   return s;
+
+fail_guards:
+  if (slot_guards)
+    atomic_fetch_sub_explicit(&slot_guard_vmas, 2 * (size_t)nslots,
+                              memory_order_relaxed);
+  errno = ENOMEM;
+  return NULL;
 }
 
 /* Unmaps an empty span; grow_lock held. */
@@ -160,7 +225,11 @@ static void span_free(zp_pool *pool, zp__span *s) {
     pool->secret_bytes -= s->bytes;
   zp__pagemap_clear(s->base, span_mapped_extent(s));
   zp__track_span_free(s->base, s->bytes);
-  zp__os_unmap(s->base, s->bytes); /* munmap also unlocks */
+  pool->guard_pages -= span_guard_pages(s);
+  if (s->slot_guards)
+    atomic_fetch_sub_explicit(&slot_guard_vmas, 2 * (size_t)s->nslots,
+                              memory_order_relaxed);
+  zp__os_unmap(s->base, s->bytes, s->guard); /* munmap also unlocks */
   zp__os_free(s);
 }
 
@@ -187,6 +256,7 @@ zp__buf *zp__span_carve(zp_pool *pool, unsigned cls) {
       pool->pinned_bytes += fresh->bytes;
     if (fresh->secret)
       pool->secret_bytes += fresh->bytes;
+    pool->guard_pages += span_guard_pages(fresh);
     list_link_partial(pool, fresh);
     s = pool->partial[cls];
   }
@@ -195,7 +265,7 @@ zp__buf *zp__span_carve(zp_pool *pool, unsigned cls) {
     s->free = b->next;
   } else {
     b = &s->bufs[s->carved];
-    b->addr = s->base + (size_t)s->carved * s->stride;
+    b->addr = s->base + (size_t)s->carved * s->step;
     b->cls = (uint8_t)cls;
     s->carved++;
   }
@@ -246,7 +316,7 @@ void zp__span_bad_pointer(zp_pool *pool, const void *p) {
                (void *)s->pool, (void *)pool);
   size_t off = (size_t)(cp - s->base);
   zp__misuse("zp_put(%p): interior pointer, the buffer starts at %p", p,
-             (void *)(s->base + off / s->stride * s->stride));
+             (void *)(s->base + off / s->step * s->step));
 }
 
 void zp__span_destroy_pool(zp_pool *pool) {

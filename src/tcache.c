@@ -77,6 +77,12 @@ static zp__buf *take_all(zp_pool *pool, zp__tcache *tc) {
     all = tc->head[c];
     tc->head[c] = NULL;
   }
+  for (; tc->qlen; tc->qlen--) {
+    zp__buf *b = tc->qring[tc->qhead];
+    tc->qhead = (tc->qhead + 1) % (uint32_t)pool->cfg.quarantine;
+    b->next = all;
+    all = b;
+  }
   atomic_store_explicit(&tc->count, 0, memory_order_relaxed);
   atomic_store_explicit(&tc->room, zp__counter_get(&tc->credit),
                         memory_order_relaxed);
@@ -100,11 +106,46 @@ void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max) {
   zp__shard_give(pool, cls, head, n * csize);
 }
 
+/* Gives b, counted in tc, to a shard with its share of the credit. */
+static void give_counted(zp_pool *pool, zp__tcache *tc, zp__buf *b) {
+  size_t csize = zp__class_size(pool, b->cls);
+  zp__counter_sub(&tc->count, 1);
+  zp__counter_sub(&tc->credit, csize);
+  b->next = NULL;
+  zp__shard_give(pool, b->cls, b, csize);
+}
+
 static void flush_all(zp_pool *pool, zp__tcache *tc) {
   for (unsigned c = 0; c < pool->classes.count; c++)
     if (tc->head[c])
       zp__tcache_flush(pool, tc, c, SIZE_MAX);
+  for (; tc->qlen; tc->qlen--) {
+    zp__buf *b = tc->qring[tc->qhead];
+    tc->qhead = (tc->qhead + 1) % (uint32_t)pool->cfg.quarantine;
+    give_counted(pool, tc, b);
+  }
   zp__tcache_drop_credit(pool, tc);
+}
+
+void zp__tcache_quarantine(zp_pool *pool, zp__tcache *tc, zp__buf *b) {
+  uint32_t cap = (uint32_t)pool->cfg.quarantine;
+  zp__buf *oldest = NULL;
+  if (tc->qlen == cap) {
+    oldest = tc->qring[tc->qhead];
+    tc->qhead = (tc->qhead + 1) % cap;
+    tc->qlen--;
+  }
+  tc->qring[(tc->qhead + tc->qlen) % cap] = b;
+  tc->qlen++;
+  if (!oldest)
+    return;
+  /* Out of quarantine: reusable now, from the lists or a shard. */
+  if (zp__counter_get(&tc->count) - tc->qlen <= pool->cfg.tls_cache_size) {
+    oldest->next = tc->head[oldest->cls];
+    tc->head[oldest->cls] = oldest;
+  } else {
+    give_counted(pool, tc, oldest);
+  }
 }
 
 void zp__tcache_drop_credit(zp_pool *pool, zp__tcache *tc) {
@@ -163,12 +204,14 @@ static zp__tcache *tcache_new(zp_pool *pool) {
       return NULL;
     tls_state = TLS_REGISTERED;
   }
-  zp__tcache *tc =
-      zp__os_calloc(1, sizeof *tc + pool->classes.count * sizeof(zp__buf *));
+  zp__tcache *tc = zp__os_calloc(
+      1, sizeof *tc +
+             (pool->classes.count + pool->cfg.quarantine) * sizeof(zp__buf *));
   if (!tc)
     return NULL;
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
   tc->owner = pthread_self();
+  tc->qring = tc->head + pool->classes.count;
   pthread_mutex_lock(&registry_lock);
   tc->reg_next = pool->caches;
   if (tc->reg_next)

@@ -30,6 +30,8 @@ static void verify_3(zp_builder *b) { b->verify_on_get = (zp_verify)3; }
 static void pin_policy_2(zp_builder *b) { b->pin_policy = (zp_pinning)2; }
 static void fork_3(zp_builder *b) { b->fork_policy = (zp_fork)3; }
 static void backing_2(zp_builder *b) { b->backing = (zp_backing)2; }
+static void guard_3(zp_builder *b) { b->guard_pages = (zp_guard)3; }
+static void quarantine_4097(zp_builder *b) { b->quarantine = 4097; }
 static void reserved_0(zp_builder *b) { b->reserved[0] = 1; }
 static void reserved_5(zp_builder *b) { b->reserved[5] = UINT64_MAX; }
 
@@ -50,6 +52,8 @@ static const bad_case k_bad[] = {
     {"pin_policy", pin_policy_2},
     {"fork_policy", fork_3},
     {"backing", backing_2},
+    {"guard_pages", guard_3},
+    {"quarantine", quarantine_4097},
     {"reserved", reserved_0},
     {"reserved", reserved_5},
 };

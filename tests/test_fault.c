@@ -80,6 +80,11 @@ static zp_pool *new_checked(fault_ctx *ctx, const zp_builder *b) {
 
 /* Create, get several sizes, put some, get from a second thread, trim,
  * check nothing is left mapped, destroy with a buffer out, put it late. */
+/* The hardened sweep runs the same scenario with every option that makes
+ * its own system calls: mlock, MADV_WIPEONFORK, guard pages (mprotect),
+ * memfd_secret, and verify-on-get. */
+static bool g_hardened;
+
 static void scenario(fault_ctx *ctx) {
   static const size_t sizes[] = {64, 65536, 2 * 1048576, 100, 4096, 5000, 64};
   enum { N = sizeof sizes / sizeof sizes[0] };
@@ -94,6 +99,13 @@ static void scenario(fault_ctx *ctx) {
 
   memset(&b, 0, sizeof b);
   b.min_buffer_size = 64;
+  if (g_hardened) {
+    b.pinned_memory = true;
+    b.fork_policy = ZP_FORK_WIPE;
+    b.guard_pages = ZP_GUARD_BUFFERS;
+    b.backing = ZP_BACKING_SECRET;
+    b.verify_on_get = ZP_VERIFY_FULL;
+  }
   pool = new_checked(ctx, &b);
   if (pool == NULL)
     return;
@@ -148,11 +160,10 @@ static void scenario(fault_ctx *ctx) {
   zp_pool_destroy(pool);
 }
 
-static void test_fail_nth_sweep(void **state) {
-  const unsigned long cap = 200;
+static void sweep(void) {
+  const unsigned long cap = 400;
   unsigned long n, injected = 0, visible = 0;
   bool clean = false;
-  (void)state;
   for (n = 1; n <= cap; n++) {
     fault_ctx ctx;
     unsigned long before, used;
@@ -190,6 +201,21 @@ static void test_fail_nth_sweep(void **state) {
                 injected, visible);
   assert_true(injected > 0); /* the scenario does acquire memory */
   assert_true(visible > 0);  /* and some failures reach the caller */
+}
+
+static void test_fail_nth_sweep(void **state) {
+  (void)state;
+  g_hardened = false;
+  sweep();
+}
+
+/* mlock, madvise, mprotect and memfd_secret failures too: each is a clean
+ * ENOMEM, a counted pin failure or a fallback, never a crash or a leak. */
+static void test_fail_nth_sweep_hardened(void **state) {
+  (void)state;
+  g_hardened = true;
+  sweep();
+  g_hardened = false;
 }
 
 /* With injection off the scenario never fails. */
@@ -268,6 +294,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       /* First, so that one-time global set-up is swept as well. */
       cmocka_unit_test(test_fail_nth_sweep),
+      cmocka_unit_test(test_fail_nth_sweep_hardened),
       cmocka_unit_test(test_no_injection),
       cmocka_unit_test(test_warm_pool_needs_no_memory),
       cmocka_unit_test(test_repeated_failures),

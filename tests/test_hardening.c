@@ -119,6 +119,100 @@ static void test_verify_quiet_on_honest_use(void **state) {
   }
 }
 
+/* ---- quarantine ---------------------------------------------------------- */
+
+static zp_pool *quarantine_pool(size_t q) {
+  zp_builder b = {0};
+  b.quarantine = q;
+  zp_pool *pool = zp_pool_new(&b);
+  assert_non_null(pool);
+  return pool;
+}
+
+/* A put buffer is not handed out again before `quarantine` later puts; the
+ * oldest comes back first; held-back buffers count as idle; trim frees
+ * them. Without a quarantine the same buffer comes straight back. */
+static void test_quarantine_delays_reuse(void **state) {
+  enum { Q = 8 };
+  unsigned char *p[Q + 1], *q;
+  (void)state;
+  zp_pool *plain = quarantine_pool(0);
+  q = zp_get(plain, 4096);
+  zp_put(plain, q);
+  assert_ptr_equal(zp_get(plain, 4096), q); /* immediate reuse */
+  zp_put(plain, q);
+  zp_pool_destroy(plain);
+
+  zp_pool *pool = quarantine_pool(Q);
+  for (int i = 0; i <= Q; i++) {
+    p[i] = zp_get(pool, 4096);
+    assert_non_null(p[i]);
+  }
+  for (int i = 0; i < Q; i++)
+    zp_put(pool, p[i]);
+  q = zp_get(pool, 4096); /* all Q are held back: a fresh one */
+  for (int i = 0; i < Q; i++)
+    assert_ptr_not_equal(q, p[i]);
+  zp_stats s = zp_test_stats(pool);
+  assert_int_equal(s.idle_buffers, Q);
+  zp_put(pool, p[Q]); /* pushes p[0] out of quarantine */
+  assert_ptr_equal(zp_get(pool, 4096), p[0]);
+  zp_put(pool, p[0]);
+  zp_put(pool, q);
+  assert_int_equal(zp_pool_trim(pool), 0);
+  s = zp_test_stats(pool);
+  assert_int_equal(s.idle_buffers, 0);
+  assert_int_equal(s.mapped_bytes, 0);
+  assert_int_equal(s.outstanding_buffers, 0);
+  zp_pool_destroy(pool);
+}
+
+static void stale_double_put(void *arg) {
+  size_t q = *(const size_t *)arg;
+  zp_pool *pool = quarantine_pool(q);
+  unsigned char *a = zp_get(pool, 4096);
+  zp_put(pool, a);
+  unsigned char *b = zp_get(pool, 4096); /* the next user */
+  memset(b, 0x42, 4096);
+  zp_put(pool, a); /* the bug: a second put through a stale pointer */
+  fprintf(stderr, "not caught: %s\n", a == b ? "same buffer" : "other");
+  _exit(b[0] == 0x42 ? 3 : 4);
+}
+
+/* With a quarantine a stale second put meets an idle buffer: caught. (Without
+ * one the address was handed out again and the put wipes the next user's
+ * data: the case a pointer-only API cannot tell from a legitimate put.) */
+static void test_quarantine_catches_stale_double_put(void **state) {
+  static const size_t q = 4;
+  (void)state;
+  zp_test_expect_abort(stale_double_put, (void *)&q, "zeropool: zp_put");
+}
+
+static void *quarantine_thread(void *arg) {
+  zp_pool *pool = arg;
+  for (int i = 0; i < 6; i++) {
+    unsigned char *p = zp_get(pool, 8192);
+    if (p)
+      zp_put(pool, p);
+  }
+  return NULL; /* exit: the held-back buffers go to the shards */
+}
+
+static void test_quarantine_flushed_at_thread_exit(void **state) {
+  pthread_t t;
+  (void)state;
+  zp_pool *pool = quarantine_pool(16);
+  assert_int_equal(pthread_create(&t, NULL, quarantine_thread, pool), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  zp_stats s = zp_test_stats(pool);
+  assert_int_equal(s.outstanding_buffers, 0);
+  assert_int_equal(s.idle_buffers, 6);
+  unsigned char *p = zp_get(pool, 8192); /* a hit: from a shard */
+  assert_int_equal(zp_test_stats(pool).hits, s.hits + 1);
+  zp_put(pool, p);
+  zp_pool_destroy(pool);
+}
+
 /* ---- fork ---------------------------------------------------------------- */
 
 static zp_pool *g_pool;
@@ -285,6 +379,9 @@ int main(void) {
       cmocka_unit_test(test_verify_sampled_catches_sampled_lines),
       cmocka_unit_test(test_zero_on_get_hides_write_after_put),
       cmocka_unit_test(test_verify_quiet_on_honest_use),
+      cmocka_unit_test(test_quarantine_delays_reuse),
+      cmocka_unit_test(test_quarantine_catches_stale_double_put),
+      cmocka_unit_test(test_quarantine_flushed_at_thread_exit),
       cmocka_unit_test(test_fork_while_threads_use_pool),
       cmocka_unit_test(test_fork_wipe_child_sees_zeros),
       cmocka_unit_test(test_fork_drop_child_has_nothing),
