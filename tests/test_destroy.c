@@ -3,6 +3,7 @@
 #include "test_util.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 static atomic_int g_errors;
@@ -242,6 +243,49 @@ static void test_create_destroy_loop(void **state) {
   }
 }
 
+typedef struct racer {
+  zp_pool *pool;
+  atomic_int *done;
+} racer;
+
+static void *use_then_exit(void *arg) {
+  racer *r = arg;
+  unsigned char *p[4];
+  for (int i = 0; i < 4; i++)
+    p[i] = zp_get(r->pool, 1000 + 3000 * (size_t)i);
+  for (int i = 0; i < 4; i++)
+    zp_put(r->pool, p[i]); /* into this thread's cache */
+  atomic_fetch_add(r->done, 1);
+  return NULL; /* exits (flushing its cache) while the pool is destroyed */
+}
+
+/* Thread exit is not a call on the pool: it may race with zp_pool_destroy.
+ * Each round, threads finish their last call and exit while the main thread
+ * destroys the pool; nothing is touched after it is freed (ASan, TSan,
+ * valgrind) and nothing leaks. */
+static void test_destroy_races_thread_exit(void **state) {
+  enum { T = 4 };
+  (void)state;
+  for (int round = 0; round < (int)zp_test_iters(50, 10); round++) {
+    static atomic_int done;
+    static racer r[T];
+    pthread_t t[T];
+    zp_pool *pool = zp_pool_new(NULL);
+    assert_non_null(pool);
+    atomic_store(&done, 0);
+    for (int i = 0; i < T; i++) {
+      r[i].pool = pool;
+      r[i].done = &done;
+      assert_int_equal(pthread_create(&t[i], NULL, use_then_exit, &r[i]), 0);
+    }
+    while (atomic_load(&done) < T)
+      sched_yield();
+    zp_pool_destroy(pool); /* the threads are exiting right now */
+    for (int i = 0; i < T; i++)
+      assert_int_equal(pthread_join(t[i], NULL), 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_destroy_with_buffers_out),
@@ -251,6 +295,7 @@ int main(void) {
       cmocka_unit_test(test_destroy_while_other_thread_holds),
       cmocka_unit_test(test_destroy_empty_idle_trimmed),
       cmocka_unit_test(test_create_destroy_loop),
+      cmocka_unit_test(test_destroy_races_thread_exit),
   };
   zp_test_apply_filter();
   return cmocka_run_group_tests(tests, NULL, NULL);
