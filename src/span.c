@@ -151,7 +151,8 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
     span_geometry(stride, step, &bytes, &nslots);
   }
   *pin_failed = false;
-  zp__span *s = zp__os_calloc(1, sizeof *s + nslots * sizeof(zp__buf));
+  zp__span *s = zp__os_aligned_calloc(ZP__CACHE_LINE,
+                                      sizeof *s + nslots * sizeof(zp__buf));
   if (!s)
     goto fail_guards;
   s->base = span_map(pool, bytes, guard, &s->secret);
