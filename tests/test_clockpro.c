@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* CLOCK-Pro (src/clockpro.c): hand movements and state transitions on small
+ * hand-built cases, and invariants over random traces. */
+#include "test_util.h"
+
+#include "clockpro.h"
+
+/* Classes: 0 = 4 KiB, 1 = 8 KiB, 2 = 64 KiB. */
+static const size_t sizes[3] = {4096, 8192, 65536};
+
+typedef struct fixture {
+  zp__clockpro cp;
+  void *mem;
+} fixture;
+
+static void fx_init(fixture *fx, size_t budget, size_t max_resident) {
+  fx->mem = malloc(zp__cp_mem_size(3, max_resident));
+  assert_non_null(fx->mem);
+  assert_int_equal(
+      zp__cp_init(&fx->cp, fx->mem, sizes, 3, budget, max_resident), 0);
+}
+
+static void check(const zp__clockpro *cp) {
+  const char *why = zp__cp_check(cp);
+  if (why)
+    fail_msg("invariant: %s", why);
+}
+
+/* Puts one buffer of cls and releases what the policy asks; returns the
+ * number of releases and stores the first victim's class in *first. */
+static int put(zp__clockpro *cp, unsigned cls, int *first) {
+  int n = 0, v;
+  assert_true(zp__cp_put(cp, cls));
+  while ((v = zp__cp_victim(cp)) >= 0) {
+    if (n == 0 && first)
+      *first = v;
+    n++;
+  }
+  check(cp);
+  return n;
+}
+
+static void test_init_rejects_bad_arguments(void **state) {
+  (void)state;
+  zp__clockpro cp;
+  char mem[256];
+  assert_int_equal(zp__cp_init(&cp, mem, sizes, 0, 4096, 4), -1);
+  assert_int_equal(zp__cp_init(&cp, mem, sizes, 3, 0, 4), -1);
+  assert_int_equal(zp__cp_init(&cp, mem, sizes, 3, 4096, 0), -1);
+  assert_int_equal(zp__cp_init(&cp, NULL, sizes, 3, 4096, 4), -1);
+}
+
+/* New buffers enter cold, in their test period, at the head (just behind
+ * the hot hand); under budget nothing is released. */
+static void test_new_entries_cold_in_test(void **state) {
+  (void)state;
+  fixture fx;
+  fx_init(&fx, 4 * 4096, 16);
+  zp__clockpro *cp = &fx.cp;
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(put(cp, 0, NULL), 0);
+  assert_int_equal(cp->ncold, 4);
+  assert_int_equal(cp->nhot, 0);
+  assert_int_equal(zp__cp_resident_bytes(cp), 4 * 4096);
+  /* Each one is cold and in test; the newest sits just behind the hot
+   * hand, the oldest under it. */
+  uint32_t h = cp->hand_hot;
+  uint32_t newest = cp->res_head[0];
+  assert_int_equal(cp->e[h].prev, newest);
+  for (uint32_t i = h, n = 0; n < 4; i = cp->e[i].next, n++)
+    assert_int_equal(cp->e[i].flags,
+                     ZP__CP_USED | ZP__CP_RESIDENT | ZP__CP_TEST);
+  free(fx.mem);
+}
+
+/* Over budget, the cold hand evicts the oldest unreferenced cold entry; an
+ * entry evicted in its test period stays as a test entry of its class. */
+static void test_cold_hand_evicts_into_test(void **state) {
+  (void)state;
+  fixture fx;
+  fx_init(&fx, 3 * 4096, 16);
+  zp__clockpro *cp = &fx.cp;
+  int first = -1;
+  put(cp, 0, NULL);                        /* A, 4 KiB */
+  put(cp, 1, NULL);                        /* B, 8 KiB: 12 KiB, full */
+  assert_int_equal(put(cp, 0, &first), 1); /* C: the oldest, A, goes */
+  assert_int_equal(first, 0);
+  assert_int_equal(cp->ntest, 1);
+  assert_true(cp->test_head[0] != ZP__CP_NIL);
+  assert_int_equal(cp->res_count[0], 1);
+  assert_int_equal(cp->res_count[1], 1);
+  /* A miss of class 0 now is a refault: the cold target grows by 4 KiB and
+   * the buffer comes back hot. */
+  size_t before = cp->cold_target;
+  assert_true(zp__cp_miss(cp, 0));
+  assert_int_equal(cp->cold_target, before + 4096);
+  assert_int_equal(cp->ntest, 0);
+  assert_int_equal(put(cp, 0, &first), 1);
+  assert_int_equal(first, 1); /* the cold hand reaches B before C */
+  assert_int_equal(cp->nhot, 1);
+  assert_int_equal(cp->res_count[0], 2);
+  /* A miss of a class with no test entry is not a refault. */
+  assert_false(zp__cp_miss(cp, 2));
+  free(fx.mem);
+}
+
+/* A hit takes the class's most recent entry out of the clock; its put
+ * brings it back referenced; the cold hand then promotes it (referenced
+ * within its test period) and moves it to the head. */
+static void test_reference_promotes_in_test(void **state) {
+  (void)state;
+  fixture fx;
+  fx_init(&fx, 3 * 4096, 16);
+  zp__clockpro *cp = &fx.cp;
+  put(cp, 0, NULL); /* A */
+  put(cp, 1, NULL); /* B: 12 KiB, full */
+  zp__cp_hit(cp, 0);
+  check(cp);
+  assert_int_equal(cp->res_count[0], 0);
+  assert_int_equal(cp->out_test[0], 1);
+  put(cp, 0, NULL); /* A again, referenced, at the head */
+  uint32_t a = cp->res_head[0];
+  assert_int_equal(cp->e[a].flags,
+                   ZP__CP_USED | ZP__CP_RESIDENT | ZP__CP_TEST | ZP__CP_REF);
+  /* Another 4 KiB buffer: the cold hand passes B (unreferenced) first. */
+  int first = -1;
+  assert_int_equal(put(cp, 0, &first), 1);
+  assert_int_equal(first, 1);
+  assert_int_equal(cp->st.promotions, 0);
+  /* Two more: over budget again, the hand reaches A, referenced in its
+   * test period: promoted to hot, moved to the head; C is evicted. */
+  put(cp, 0, NULL);
+  assert_int_equal(put(cp, 0, &first), 1);
+  assert_int_equal(first, 0);
+  assert_int_equal(cp->st.promotions, 1);
+  assert_true(cp->e[a].flags & ZP__CP_HOT);
+  assert_false(cp->e[a].flags & (ZP__CP_REF | ZP__CP_TEST));
+  assert_int_equal(cp->nhot, 1);
+  assert_int_equal(cp->e[cp->hand_hot].prev == a ||
+                       cp->e[cp->e[cp->hand_hot].prev].prev == a,
+                   1);
+  free(fx.mem);
+}
+
+/* The hot hand demotes an unreferenced hot entry, clears a referenced
+ * one's bit, and ends the test periods it passes; a test period ending
+ * unreferenced shrinks the cold target by the entry's size. */
+static void test_hot_hand_demotes_and_ends_tests(void **state) {
+  (void)state;
+  fixture fx;
+  size_t budget = 16 * 4096;
+  fx_init(&fx, budget, 64);
+  zp__clockpro *cp = &fx.cp;
+  cp->out_fault[0] = 1;
+  put(cp, 0, NULL); /* H: hot (a refault), unreferenced */
+  uint32_t h = cp->res_head[0];
+  cp->out_hot[0] = 1;
+  put(cp, 0, NULL); /* K: hot, referenced (back from a hit) */
+  uint32_t k = cp->res_head[0];
+  put(cp, 1, NULL); /* T: cold, in test */
+  uint32_t t = cp->res_head[1];
+  assert_int_equal(cp->hand_hot, h);
+  assert_int_equal(cp->nhot, 2);
+  /* Room for one 4 KiB hot entry only; one more hot put runs the hand. */
+  cp->cold_target = budget - 4096;
+  cp->out_fault[0] = 1;
+  put(cp, 0, NULL); /* H2, hot, inserted behind the hand: after T */
+  uint32_t h2 = cp->res_head[0];
+  check(cp);
+  assert_false(cp->e[h].flags & ZP__CP_HOT); /* demoted */
+  assert_int_equal(cp->e[k].flags & (ZP__CP_HOT | ZP__CP_REF), ZP__CP_HOT);
+  assert_false(cp->e[t].flags & ZP__CP_TEST); /* test ended */
+  assert_false(cp->e[h2].flags & ZP__CP_HOT); /* demoted */
+  assert_int_equal(cp->st.demotions, 2);
+  assert_int_equal(cp->st.test_expired, 1);
+  assert_int_equal(cp->cold_target, budget - 4096 - 8192);
+  assert_int_equal(cp->nhot, 1);
+  assert_int_equal(cp->hot_bytes, 4096);
+  free(fx.mem);
+}
+
+/* With no cold entry left, the cold hand has the hot hand demote one first;
+ * with every resident class too large for the budget, a put is refused. */
+static void test_all_hot_and_reject(void **state) {
+  (void)state;
+  fixture fx;
+  fx_init(&fx, 2 * 4096, 16);
+  zp__clockpro *cp = &fx.cp;
+  cp->out_fault[0] = 3;
+  put(cp, 0, NULL);
+  put(cp, 0, NULL);
+  put(cp, 0, NULL); /* three hot 4 KiB: one must go */
+  assert_int_equal(zp__cp_resident_bytes(cp), 2 * 4096);
+  assert_int_equal(cp->st.evictions, 1);
+  assert_false(zp__cp_put(cp, 2)); /* 64 KiB > 8 KiB budget */
+  assert_int_equal(cp->st.rejects, 1);
+  check(cp);
+  zp__cp_drop_resident(cp);
+  check(cp);
+  assert_int_equal(zp__cp_resident_bytes(cp), 0);
+  free(fx.mem);
+}
+
+/* The count limit bounds resident entries like the byte budget. */
+static void test_count_limit(void **state) {
+  (void)state;
+  fixture fx;
+  fx_init(&fx, 1 << 20, 4);
+  zp__clockpro *cp = &fx.cp;
+  for (int i = 0; i < 10; i++)
+    put(cp, (unsigned)(i % 2), NULL);
+  assert_int_equal(cp->nhot + cp->ncold, 4);
+  assert_true(cp->ntest <= 4);
+  free(fx.mem);
+}
+
+/* Random traces: the caller's per-class idle counts always equal the
+ * policy's resident entries, resident bytes stay within budget after each
+ * put, test entries stay bounded, every invariant of zp__cp_check holds. */
+static void test_property_random_traces(void **state) {
+  (void)state;
+  size_t rounds = zp_test_iters(40, 4), ops = zp_test_iters(20000, 2000);
+  uint64_t x = 88172645463325252u;
+  for (size_t r = 0; r < rounds; r++) {
+    size_t budget = 4096 * (1 + (size_t)(r * 7 % 64));
+    size_t maxres = 2 + r % 40;
+    fixture fx;
+    fx_init(&fx, budget, maxres);
+    zp__clockpro *cp = &fx.cp;
+    uint32_t idle[3] = {0, 0, 0}, out[3] = {0, 0, 0};
+    for (size_t i = 0; i < ops; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      unsigned cls = (unsigned)(x % 3);
+      bool do_get = out[cls] == 0 || ((x >> 8) & 3) < 2;
+      if ((x >> 20) % 5000 == 0) {
+        zp__cp_drop_resident(cp); /* a trim */
+        idle[0] = idle[1] = idle[2] = 0;
+      } else if (do_get) {
+        if (idle[cls]) {
+          zp__cp_hit(cp, cls);
+          idle[cls]--;
+        } else {
+          zp__cp_miss(cp, cls);
+        }
+        out[cls]++;
+      } else {
+        out[cls]--;
+        if (zp__cp_put(cp, cls)) {
+          idle[cls]++;
+          int v;
+          while ((v = zp__cp_victim(cp)) >= 0) {
+            assert_true(v < 3);
+            assert_true(idle[v] > 0);
+            idle[v]--;
+          }
+        }
+        assert_true(zp__cp_resident_bytes(cp) <= budget);
+        assert_true(cp->nhot + cp->ncold <= maxres);
+        assert_true(cp->ntest <= maxres + 1);
+        assert_true(cp->test_bytes <= budget + 65536);
+      }
+      for (unsigned c = 0; c < 3; c++)
+        assert_int_equal(idle[c], cp->res_count[c]);
+      if (i % 97 == 0 || zp_test_quick())
+        check(cp);
+    }
+    check(cp);
+    /* O(1) amortised: the hands moved a bounded number of times. */
+    assert_true(cp->st.hand_steps <= 64 * ops);
+    free(fx.mem);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_init_rejects_bad_arguments),
+      cmocka_unit_test(test_new_entries_cold_in_test),
+      cmocka_unit_test(test_cold_hand_evicts_into_test),
+      cmocka_unit_test(test_reference_promotes_in_test),
+      cmocka_unit_test(test_hot_hand_demotes_and_ends_tests),
+      cmocka_unit_test(test_all_hot_and_reject),
+      cmocka_unit_test(test_count_limit),
+      cmocka_unit_test(test_property_random_traces),
+  };
+  zp_test_apply_filter();
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
