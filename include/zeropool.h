@@ -110,7 +110,9 @@ typedef enum zp_backing {
   ZP_BACKING_ANONYMOUS = 0, /* private anonymous mappings (default) */
   ZP_BACKING_SECRET = 1     /* memfd_secret(2): pages removed from the
                                kernel's direct map, unreadable through
-                               /proc/pid/mem, locked, never swapped. Where
+                               /proc/pid/mem, locked, never swapped; kept
+                               out of fork children whatever fork_policy
+                               says (they are shared memory). Where
                                the kernel lacks it, falls back to anonymous +
                                pinned_memory; zp_pool_config() reports the
                                backing really used, zp_stats.secret_bytes

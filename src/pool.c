@@ -241,7 +241,10 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
     errno = ENOMEM;
     return NULL;
   }
-  return hit ? hand_out_idle(pool, b, size) : hand_out(pool, b, size);
+  /* A slot carved again after release may have been written through a
+   * stale pointer since: it gets the same checks as an idle buffer. */
+  return hit || b->recycled ? hand_out_idle(pool, b, size)
+                            : hand_out(pool, b, size);
 }
 
 void *zp_get(zp_pool *pool, size_t size) {
@@ -314,6 +317,15 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
       zp__counter_add(&tc->credit, need);
       zp__counter_add(&tc->room, need);
     }
+  }
+  /* Over the budget with a quarantine: the oldest held-back buffers go to
+   * the OS before the newest one skips its quarantine. */
+  while (!fits && pool->cfg.quarantine && tc->qlen) {
+    zp__buf *old = zp__tcache_quarantine_pop(pool, tc);
+    old->next = NULL;
+    zp__counter_add_shared(&pool->evictions, 1);
+    zp__span_release(pool, old);
+    fits = zp__counter_get(&tc->room) >= csize;
   }
   if (fits && pool->cfg.quarantine) {
     zp__counter_add(&tc->count, 1);

@@ -46,6 +46,7 @@ typedef struct zp__buf {
   size_t size; /* bytes asked for while OUT: what zp_put wipes */
   _Atomic uint8_t state;
   uint8_t cls;
+  uint8_t recycled; /* released once: no longer known to be untouched */
 } zp__buf;
 
 /* A mapping from the OS holding nslots buffers of one class. */
@@ -174,6 +175,8 @@ void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
 /* Puts b, wiped and counted in tc (count, room), into tc's quarantine;
  * the oldest buffer there moves on to tc's lists or a shard. */
 void zp__tcache_quarantine(zp_pool *pool, zp__tcache *tc, zp__buf *b);
+/* Takes the oldest buffer out of tc's quarantine (its credit stays). */
+zp__buf *zp__tcache_quarantine_pop(zp_pool *pool, zp__tcache *tc);
 /* Returns all of tc's credit to the pool; tc must hold no buffer. */
 void zp__tcache_drop_credit(zp_pool *pool, zp__tcache *tc);
 void zp__tcaches_orphan(zp_pool *pool);

@@ -124,12 +124,16 @@ static char *span_map(zp_pool *pool, size_t bytes, size_t guard, bool *secret) {
   return zp__os_map(bytes, ZP__GRANULE, guard);
 }
 
-/* Applies the pool's fork policy; secret memory cannot be wiped on fork,
- * so it is kept out of children instead. */
+/* Applies the pool's fork policy; where MADV_WIPEONFORK is refused the
+ * memory is kept out of children instead. */
 static int span_fork_policy(zp_pool *pool, zp__span *s) {
+  /* memfd_secret memory is MAP_SHARED: a child would share it, not copy
+   * it. A secret-backed pool keeps all its memory out of children. */
+  if (pool->cfg.backing == ZP_BACKING_SECRET)
+    return zp__os_dont_fork(s->base, s->bytes);
   if (pool->cfg.fork_policy == ZP_FORK_COPY)
     return 0;
-  if (pool->cfg.fork_policy == ZP_FORK_WIPE && !s->secret &&
+  if (pool->cfg.fork_policy == ZP_FORK_WIPE &&
       zp__os_wipe_on_fork(s->base, s->bytes) == 0)
     return 0;
   return zp__os_dont_fork(s->base, s->bytes);
@@ -281,6 +285,7 @@ zp__buf *zp__span_carve(zp_pool *pool, unsigned cls) {
 /* Returns a FREE slot to its span; grow_lock held. */
 static void slot_release(zp_pool *pool, zp__span *s, zp__buf *b) {
   atomic_store_explicit(&b->state, ZP__FREE, memory_order_relaxed);
+  b->recycled = 1;
   s->live--;
   if (s->live == 0) {
     span_free(pool, s);

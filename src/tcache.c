@@ -127,6 +127,15 @@ static void flush_all(zp_pool *pool, zp__tcache *tc) {
   zp__tcache_drop_credit(pool, tc);
 }
 
+zp__buf *zp__tcache_quarantine_pop(zp_pool *pool, zp__tcache *tc) {
+  zp__buf *b = tc->qring[tc->qhead];
+  tc->qhead = (tc->qhead + 1) % (uint32_t)pool->cfg.quarantine;
+  tc->qlen--;
+  zp__counter_sub(&tc->count, 1);
+  zp__counter_add(&tc->room, zp__class_size(pool, b->cls));
+  return b;
+}
+
 void zp__tcache_quarantine(zp_pool *pool, zp__tcache *tc, zp__buf *b) {
   uint32_t cap = (uint32_t)pool->cfg.quarantine;
   zp__buf *oldest = NULL;
@@ -357,7 +366,9 @@ static void fork_child(void) {
   unlock_all(); /* this thread took them: it still holds them here */
   pthread_t self = pthread_self();
   for (zp_pool *p = all_pools; p; p = p->pool_next) {
-    bool dropped = p->cfg.fork_policy == ZP_FORK_DROP;
+    /* ZP_FORK_DROP, and any secret-backed pool: no memory in the child. */
+    bool dropped = p->cfg.fork_policy == ZP_FORK_DROP ||
+                   p->cfg.backing == ZP_BACKING_SECRET;
     p->forked_away = dropped;
     for (zp__tcache *tc = p->caches, *next; tc; tc = next) {
       next = tc->reg_next;

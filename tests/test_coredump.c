@@ -37,7 +37,8 @@ typedef struct scenario {
 
 static unsigned char g_seed[MARKER_LEN];
 
-/* ---- the child ------------------------------------------------------------ */
+/* ---- the child ------------------------------------------------------------
+ */
 
 /* Writes seed ^ x at dst one byte at a time through volatile pointers, so
  * that no vector register or stack slot ever holds the whole marker. */
@@ -115,8 +116,7 @@ static void skip_if_unsupported(void) {
 
 /* Runs gcore [-a] -o prefix pid, its output into log. The exit status, or
  * -1 when it could not be started. */
-static int run_gcore(bool all, const char *prefix, pid_t pid,
-                     const char *log) {
+static int run_gcore(bool all, const char *prefix, pid_t pid, const char *log) {
   char pidstr[32];
   int status;
   snprintf(pidstr, sizeof pidstr, "%ld", (long)pid);

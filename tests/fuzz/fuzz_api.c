@@ -19,8 +19,12 @@
  *   - the counters: gets and puts as counted here, gets == hits + misses,
  *     outstanding == buffers out of that pool, bytes_zeroed grew by exactly
  *     what each put declared, idle_bytes <= max_pooled_bytes, mapped_bytes
- *     covers idle and out bytes; after a trim nothing is idle and a pool
- *     with nothing out maps nothing;
+ *     covers idle and out bytes, guard_pages matches the guard setting;
+ *     after a trim nothing is idle and a pool with nothing out maps nothing;
+ *   - no get returns a buffer its thread put less than `quarantine` puts
+ *     ago (where the pool's budgets cannot bind, see quarantine_checked);
+ *   - zp_pool_config reports what was asked; an invalid builder is refused
+ *     with EINVAL and its first bad field named;
  *   - a get fails only with ENOMEM and only where it may (an injected
  *     failure, strict pinning).
  * The program never misuses the API (misuse aborts by design): a put
@@ -30,7 +34,9 @@
  * deterministic apart from the CPU a thread runs on. At the end everything
  * is put and every pool destroyed: LeakSanitizer finds what is left.
  *
- * ZP_FUZZ_TRACE=1 in the environment prints each op on stderr.
+ * ZP_FUZZ_TRACE=1 in the environment prints each op on stderr;
+ * ZP_FUZZ_STRICT_QUARANTINE=1 checks the quarantine in every pool (see
+ * quarantine_checked).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -51,20 +57,27 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define NPOOLS 3           /* pool slots */
-#define NHELD 40           /* buffers out at once, all pools */
-#define MAX_OPS 600        /* ops per input */
+#define NPOOLS 3    /* pool slots */
+#define NHELD 40    /* buffers out at once, all pools */
+#define MAX_OPS 600 /* ops per input */
 #define MAX_HELD_BYTES (24u << 20)
+#define QMAX 64 /* the largest quarantine the builders ask for */
 
 /* ---- the model -------------------------------------------------------- */
 
 typedef struct fz_pool {
-  zp_pool *pool;     /* NULL: the slot is empty */
-  zp_builder asked;  /* the builder it was created with */
-  zp_builder cfg;    /* zp_pool_config's answer */
+  zp_pool *pool;      /* NULL: the slot is empty */
+  zp_builder asked;   /* the builder it was created with */
+  zp_builder cfg;     /* zp_pool_config's answer */
   bool gets_may_fail; /* strict pinning: a get may fail with ENOMEM */
   uint64_t gets, puts, bytes_zeroed;
   size_t held; /* buffers out */
+  /* Quarantine: the last cfg.quarantine buffers each thread (0 main,
+   * 1 worker) put, which no get may return yet. Forgotten where the pool
+   * may legitimately let them go early (trim, thread exit). */
+  unsigned char *qring[2][QMAX];
+  unsigned qhead[2], qlen[2];
+  bool only_small; /* every get so far asked for 64 KiB or less */
 } fz_pool;
 
 typedef struct fz_buf {
@@ -103,13 +116,17 @@ static pthread_t w_thread;
 
 static bool trace_on;
 static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
+static bool env_flag(const char *name) {
+  const char *e = getenv(name);
+  return e && e[0] && strcmp(e, "0") != 0;
+}
+static bool strict_quarantine;
 static void read_trace_env(void) {
-  const char *e = getenv("ZP_FUZZ_TRACE");
-  trace_on = e && e[0] && strcmp(e, "0") != 0;
+  trace_on = env_flag("ZP_FUZZ_TRACE");
+  strict_quarantine = env_flag("ZP_FUZZ_STRICT_QUARANTINE");
 }
 
-__attribute__((format(printf, 1, 2))) static void trace(const char *fmt,
-                                                        ...) {
+__attribute__((format(printf, 1, 2))) static void trace(const char *fmt, ...) {
   if (!trace_on)
     return;
   va_list ap;
@@ -193,13 +210,57 @@ static bool membarrier_works(void) {
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
+/* ---- the quarantine model ------------------------------------------------ */
+
+static void quarantine_push(fz_pool *fp, unsigned char *p) {
+  unsigned t = S.on_worker, cap = (unsigned)fp->cfg.quarantine;
+  if (!cap)
+    return;
+  if (fp->qlen[t] == cap) {
+    fp->qhead[t] = (fp->qhead[t] + 1) % cap;
+    fp->qlen[t]--;
+  }
+  fp->qring[t][(fp->qhead[t] + fp->qlen[t]) % cap] = p;
+  fp->qlen[t]++;
+}
+
+/* Whether the quarantine promise is checked for this pool. The pool keeps
+ * quarantined buffers within its byte budgets (max_pooled_bytes, and a
+ * thread cache's share of it), and a put that does not fit there bypasses
+ * the quarantine (see tests/fuzz/README.md). By default the check runs
+ * only where those budgets cannot bind: a budget of 64 MiB or more, no
+ * buffer over 64 KiB, a quarantine of at most 8.
+ * ZP_FUZZ_STRICT_QUARANTINE=1 checks every pool. */
+static bool quarantine_checked(const fz_pool *fp) {
+  return fp->cfg.quarantine &&
+         (strict_quarantine ||
+          (fp->cfg.max_pooled_bytes >= ((size_t)64 << 20) && fp->only_small &&
+           fp->cfg.quarantine <= 8));
+}
+
+static bool quarantined(const fz_pool *fp, const unsigned char *p) {
+  unsigned cap = (unsigned)fp->cfg.quarantine;
+  if (!quarantine_checked(fp))
+    return false;
+  for (unsigned t = 0; t < 2; t++)
+    for (unsigned k = 0; k < fp->qlen[t]; k++)
+      if (fp->qring[t][(fp->qhead[t] + k) % cap] == p)
+        return true;
+  return false;
+}
+
+static void quarantine_forget(fz_pool *fp, unsigned t) {
+  fp->qlen[t] = 0;
+  fp->qhead[t] = 0;
+}
+
 /* ---- checks ----------------------------------------------------------- */
 
 /* The bytes of b are exactly what its user wrote. */
 static void check_contents(const fz_buf *b) {
   if (!all_zero(b->p, b->wlo))
-    FZ_FAIL("buffer %p (%zu bytes): a byte below %zu is not zero",
-            (void *)b->p, b->size, b->wlo);
+    FZ_FAIL("buffer %p (%zu bytes): a byte below %zu is not zero", (void *)b->p,
+            b->size, b->wlo);
   for (size_t i = b->wlo; i < b->whi; i++)
     if (b->p[i] != pattern(b->seed, i))
       FZ_FAIL("buffer %p (%zu bytes): byte %zu is 0x%02x, written 0x%02x",
@@ -227,8 +288,8 @@ static void check_no_overlap(const unsigned char *p, size_t n) {
 static void check_not_claimed(const void *p, int mine) {
   for (int i = 0; i < NPOOLS; i++)
     if (i != mine && S.pools[i].pool)
-      FZ_EQ("zp_buffer_size of another pool", zp_buffer_size(S.pools[i].pool, p),
-            0);
+      FZ_EQ("zp_buffer_size of another pool",
+            zp_buffer_size(S.pools[i].pool, p), 0);
 }
 
 static zp_stats read_stats(zp_pool *pool) {
@@ -266,6 +327,14 @@ static void check_stats(int slot) {
     FZ_EQ("secret_bytes", st.secret_bytes, 0);
   if (!fp->cfg.pinned_memory)
     FZ_EQ("pinned_bytes", st.pinned_bytes, 0);
+  /* Guard pages: none when off, two per mapping for spans, more with
+   * per-buffer guards. */
+  if (fp->cfg.guard_pages == ZP_GUARD_OFF)
+    FZ_EQ("guard_pages (off)", st.guard_pages, 0);
+  else if (fp->cfg.guard_pages == ZP_GUARD_SPANS)
+    FZ_EQ("guard_pages (spans)", st.guard_pages, 2 * st.os_maps);
+  else
+    FZ_CHECK(st.guard_pages >= 2 * st.os_maps);
 }
 
 /* ---- builders ----------------------------------------------------------- */
@@ -273,7 +342,10 @@ static void check_stats(int slot) {
 static void draw_builder(zp_builder *b) {
   static const size_t min_sizes[4] = {0, 64, 4096, 256};
   static const size_t shards[8] = {0, 1, 2, 4, 8, 1, 2, 4};
-  uint8_t f = rd8(), g = rd8(), h = rd8(), flags = rd8();
+  static const zp_guard guards[4] = {ZP_GUARD_SPANS, ZP_GUARD_OFF,
+                                     ZP_GUARD_BUFFERS, ZP_GUARD_SPANS};
+  static const size_t quarantines[8] = {0, 0, 0, 0, 1, 2, 5, 64};
+  uint8_t f = rd8(), g = rd8(), h = rd8(), flags = rd8(), q = rd8();
   memset(b, 0, sizeof *b);
   b->min_buffer_size = min_sizes[f & 3];
   b->num_shards = shards[(f >> 2) & 7];
@@ -302,7 +374,9 @@ static void draw_builder(zp_builder *b) {
   b->eviction_policy = (flags >> 7) ? ZP_EVICTION_LIFO : ZP_EVICTION_CLOCK_PRO;
   /* memfd_secret, rarely: its pages cost a fault each. */
   b->backing = (g & 7) == 7 && (h & 0x30) == 0x30 ? ZP_BACKING_SECRET
-                                                   : ZP_BACKING_ANONYMOUS;
+                                                  : ZP_BACKING_ANONYMOUS;
+  b->guard_pages = guards[q & 3];
+  b->quarantine = quarantines[(q >> 2) & 7];
 }
 
 /* zp_pool_config agrees with what was asked. */
@@ -323,7 +397,9 @@ static void check_config(const fz_pool *fp) {
            (c->num_shards & (c->num_shards - 1)) == 0);
   FZ_CHECK(c->tls_cache_size >= 1 && c->tls_cache_size <= 4096);
   FZ_CHECK(c->max_pooled_bytes >= c->min_buffer_size);
-  FZ_EQ("config eviction_policy", c->eviction_policy, ZP_EVICTION_LIFO);
+  /* The policy asked for, or LIFO where CLOCK-Pro is not available. */
+  FZ_CHECK(c->eviction_policy == a->eviction_policy ||
+           c->eviction_policy == ZP_EVICTION_LIFO);
   FZ_EQ("config verify_on_get", c->verify_on_get, a->verify_on_get);
   FZ_EQ("config zero_on_get", c->zero_on_get, a->zero_on_get);
   FZ_EQ("config pin_policy", c->pin_policy, a->pin_policy);
@@ -334,6 +410,8 @@ static void check_config(const fz_pool *fp) {
     FZ_EQ("config backing", c->backing, ZP_BACKING_ANONYMOUS);
   if (a->pinned_memory)
     FZ_CHECK(c->pinned_memory);
+  FZ_EQ("config guard_pages", c->guard_pages, a->guard_pages);
+  FZ_EQ("config quarantine", c->quarantine, a->quarantine);
 }
 
 /* Takes pool, just created from *b, into the empty slot. */
@@ -342,6 +420,7 @@ static void adopt_pool(int slot, zp_pool *pool, const zp_builder *b) {
   memset(fp, 0, sizeof *fp);
   fp->pool = pool;
   fp->asked = *b;
+  fp->only_small = true;
   FZ_EQ("zp_pool_config", zp_pool_config(pool, &fp->cfg), 0);
   fp->gets_may_fail =
       fp->cfg.pinned_memory && fp->cfg.pin_policy == ZP_PIN_STRICT;
@@ -353,11 +432,12 @@ static void new_pool(int slot) {
   zp_builder b;
   draw_builder(&b);
   trace("new slot %d min %zu shards %zu tls %zu per_shard %zu budget %zu "
-        "verify %d zero %d pinned %d strict %d fork %d backing %d",
+        "verify %d zero %d pinned %d strict %d fork %d backing %d guard %d "
+        "quarantine %zu",
         slot, b.min_buffer_size, b.num_shards, b.tls_cache_size,
         b.max_buffers_per_shard, b.max_pooled_bytes, (int)b.verify_on_get,
         (int)b.zero_on_get, (int)b.pinned_memory, (int)b.pin_policy,
-        (int)b.fork_policy, (int)b.backing);
+        (int)b.fork_policy, (int)b.backing, (int)b.guard_pages, b.quarantine);
   const char *bad = NULL;
   FZ_EQ("zp_builder_validate", zp_builder_validate(&b, &bad), 0);
   zp_pool *pool = zp_pool_new(&b);
@@ -417,6 +497,8 @@ static void get_one(int slot, size_t n, bool injected) {
   fz_pool *fp = pool_at(slot);
   if (S.nheld == NHELD || S.held_bytes + n > MAX_HELD_BYTES)
     return;
+  if (n > ((size_t)64 << 10))
+    fp->only_small = false;
   errno = 0;
   unsigned char *p = zp_get(fp->pool, n);
   int err = errno;
@@ -435,6 +517,10 @@ static void get_one(int slot, size_t n, bool injected) {
   if (!all_zero(p, n))
     FZ_FAIL("zp_get(%zu) = %p: the buffer is not all zero", n, (void *)p);
   FZ_EQ("zp_buffer_size after get", zp_buffer_size(fp->pool, p), n);
+  if (quarantined(fp, p))
+    FZ_FAIL("zp_get(%zu) = %p, a buffer put less than %zu puts ago "
+            "(quarantine)",
+            n, (void *)p, fp->cfg.quarantine);
   check_no_overlap(p, n);
   check_not_claimed(p, slot);
   fz_buf *b = &S.held[S.nheld++];
@@ -451,6 +537,7 @@ static void get_one(int slot, size_t n, bool injected) {
    * once, whole or in part, so that dirty buffers are common. */
   if (b->seed % 3 == 1)
     write_range(b, 0, b->seed & 8 ? n : n / 2);
+  check_stats(slot);
 }
 
 /* Puts held buffer i; used: SIZE_MAX for zp_put, else for zp_put_used (it
@@ -479,7 +566,9 @@ static void put_one(size_t i, bool whole, uint16_t used_operand) {
   fp->puts++;
   fp->held--;
   fp->bytes_zeroed += declared;
+  quarantine_push(fp, b.p);
   FZ_EQ("zp_buffer_size after put", zp_buffer_size(fp->pool, b.p), 0);
+  check_stats(b.slot);
 }
 
 /* ---- ops ---------------------------------------------------------------- */
@@ -502,17 +591,17 @@ enum {
 };
 
 static const char *const op_names[OP_COUNT] = {
-    "new",   "get",     "write", "put",       "trim",      "stats", "hop",
+    "new",     "get",   "write",     "put",       "trim", "stats", "hop",
     "destroy", "check", "fault_get", "fault_new", "edge", "burst"};
 
 /* 32 entries: the low 5 bits of an op byte. */
 static const uint8_t op_table[32] = {
-    OP_NEW,   OP_NEW,     OP_GET,       OP_GET,   OP_GET,   OP_GET,
-    OP_GET,   OP_GET,     OP_GET,       OP_WRITE, OP_WRITE, OP_WRITE,
-    OP_WRITE, OP_PUT,     OP_PUT,       OP_PUT,   OP_PUT,   OP_PUT,
-    OP_PUT,   OP_TRIM,    OP_STATS,     OP_STATS, OP_HOP,   OP_HOP,
-    OP_DESTROY, OP_CHECK, OP_FAULT_GET, OP_FAULT_NEW, OP_EDGE, OP_BURST,
-    OP_BURST, OP_DESTROY};
+    OP_NEW,     OP_NEW,    OP_GET,       OP_GET,       OP_GET,   OP_GET,
+    OP_GET,     OP_GET,    OP_GET,       OP_WRITE,     OP_WRITE, OP_WRITE,
+    OP_WRITE,   OP_PUT,    OP_PUT,       OP_PUT,       OP_PUT,   OP_PUT,
+    OP_PUT,     OP_TRIM,   OP_STATS,     OP_STATS,     OP_HOP,   OP_HOP,
+    OP_DESTROY, OP_CHECK,  OP_FAULT_GET, OP_FAULT_NEW, OP_EDGE,  OP_BURST,
+    OP_BURST,   OP_DESTROY};
 
 static void destroy_slot(int slot) {
   fz_pool *fp = &S.pools[slot];
@@ -533,6 +622,8 @@ static void op_trim(int slot) {
   fz_pool *fp = pool_at(slot);
   trace("trim slot %d", slot);
   FZ_EQ("zp_pool_trim", zp_pool_trim(fp->pool), 0);
+  quarantine_forget(fp, 0); /* trim releases what quarantines hold */
+  quarantine_forget(fp, 1);
   check_stats(slot);
   if (!membarrier_works())
     return; /* other threads' caches are emptied later, by their owners */
@@ -574,67 +665,90 @@ static void op_check(void) {
 
 /* Invalid builders are refused with EINVAL and the field named; NULL and
  * oversized arguments are refused without aborting. */
-static void op_edge(int slot) {
-  static const char *const fields[] = {
-      "num_shards",       "min_buffer_size", "tls_cache_size",
-      "max_buffers_per_shard", "max_pooled_bytes", "verify_on_get",
-      "pin_policy",       "fork_policy",     "backing",
-      "eviction_policy",  "reserved"};
-  uint8_t which = rd8();
-  zp_builder b;
-  memset(&b, 0, sizeof b);
-  switch (which % 11) {
+/* Fields in struct order, which is the order zp_builder_validate names
+ * the first invalid one in. */
+static const char *const builder_fields[] = {
+    "tls_cache_size", "min_buffer_size",  "max_buffers_per_shard",
+    "num_shards",     "max_pooled_bytes", "eviction_policy",
+    "verify_on_get",  "pin_policy",       "fork_policy",
+    "backing",        "guard_pages",      "quarantine",
+    "reserved"};
+#define NFIELDS (sizeof builder_fields / sizeof builder_fields[0])
+
+/* Makes field i of b invalid; v varies how. */
+static void break_field(zp_builder *b, unsigned i, unsigned v) {
+  switch (i) {
   case 0:
-    b.num_shards = 3 + (size_t)(which >> 4) * 2; /* odd: not a power of 2 */
+    b->tls_cache_size = 4097 + v;
     break;
   case 1:
-    b.min_buffer_size = which & 16 ? 32 : 100;
+    b->min_buffer_size = v & 1 ? 32 : 100 + v;
     break;
   case 2:
-    b.tls_cache_size = 4097;
+    b->max_buffers_per_shard = ((size_t)1 << 20) + 1 + v;
     break;
   case 3:
-    b.max_buffers_per_shard = ((size_t)1 << 20) + 1;
+    b->num_shards = v & 1 ? 512 : 3 + (size_t)v * 2; /* too many, or odd */
     break;
   case 4:
-    b.max_pooled_bytes = 1 + (which >> 4);
+    b->max_pooled_bytes = 1 + v; /* below any min_buffer_size */
     break;
   case 5:
-    b.verify_on_get = (zp_verify)3;
+    b->eviction_policy = (zp_eviction)(2 + v);
     break;
   case 6:
-    b.pin_policy = (zp_pinning)2;
+    b->verify_on_get = (zp_verify)(3 + v);
     break;
   case 7:
-    b.fork_policy = (zp_fork)3;
+    b->pin_policy = (zp_pinning)(2 + v);
     break;
   case 8:
-    b.backing = (zp_backing)2;
+    b->fork_policy = (zp_fork)(3 + v);
     break;
   case 9:
-    b.eviction_policy = (zp_eviction)2;
+    b->backing = (zp_backing)(2 + v);
+    break;
+  case 10:
+    b->guard_pages = (zp_guard)(3 + v);
+    break;
+  case 11:
+    b->quarantine = 4097 + v;
     break;
   default:
-    b.reserved[(which >> 4) % 6] = 1;
+    b->reserved[v % 6] = 1;
     break;
   }
+}
+
+/* Invalid builders are refused with EINVAL and the first bad field named;
+ * NULL and oversized arguments are refused without aborting. */
+static void op_edge(int slot) {
+  uint8_t which = rd8(), other = rd8();
+  unsigned i1 = which % NFIELDS, i2 = other % NFIELDS;
+  zp_builder b;
+  memset(&b, 0, sizeof b);
+  break_field(&b, i1, which >> 4);
+  if (other & 0x80) {
+    break_field(&b, i2, other >> 4 & 7); /* two bad fields */
+    i1 = i1 < i2 ? i1 : i2;
+  }
   const char *bad = NULL;
-  trace("edge: bad %s", fields[which % 11]);
+  trace("edge: bad %s%s", builder_fields[i1],
+        other & 0x80 ? " (and more)" : "");
   FZ_EQ("zp_builder_validate of a bad builder", zp_builder_validate(&b, &bad),
         -EINVAL);
-  FZ_CHECK(bad != NULL && strcmp(bad, fields[which % 11]) == 0);
+  if (!bad || strcmp(bad, builder_fields[i1]) != 0)
+    FZ_FAIL("zp_builder_validate named %s, not %s", bad ? bad : "nothing",
+            builder_fields[i1]);
   errno = 0;
   FZ_CHECK(zp_pool_new(&b) == NULL && errno == EINVAL);
   errno = 0;
   FZ_CHECK(zp_get(NULL, 1) == NULL && errno == EINVAL);
   zp_stats st;
   zp_builder cfg;
-  FZ_EQ("zp_pool_stats(NULL)", zp_pool_stats(NULL, &st),
-        -EINVAL);
-  FZ_EQ("zp_pool_trim(NULL)", zp_pool_trim(NULL),
-        -EINVAL);
-  FZ_EQ("zp_pool_config(NULL)", zp_pool_config(NULL, &cfg),
-        -EINVAL);
+  FZ_EQ("zp_pool_stats(NULL)", zp_pool_stats(NULL, &st), -EINVAL);
+  FZ_EQ("zp_pool_trim(NULL)", zp_pool_trim(NULL), -EINVAL);
+  FZ_EQ("zp_pool_config(NULL)", zp_pool_config(NULL, &cfg), -EINVAL);
   zp_pool_destroy(NULL);
   fz_pool *fp = pool_at(slot);
   zp_put(fp->pool, NULL);
@@ -696,6 +810,8 @@ static void worker_join(void) {
   if (pthread_join(w_thread, NULL) != 0)
     FZ_FAIL("pthread_join failed");
   w_started = false;
+  for (int s = 0; s < NPOOLS; s++)
+    quarantine_forget(&S.pools[s], 1); /* its exit flushed them to shards */
 }
 
 static void run_op(void) {
@@ -826,9 +942,8 @@ static void cleanup(uint8_t mode) {
     put_one(S.nheld - 1, mode & 4, (uint16_t)(mode << 8));
   for (int s = 0; s < NPOOLS; s++) {
     if (S.pools[s].pool) {
-      FZ_EQ("outstanding at the end", read_stats(S.pools[s].pool)
-                                          .outstanding_buffers,
-            0);
+      FZ_EQ("outstanding at the end",
+            read_stats(S.pools[s].pool).outstanding_buffers, 0);
       destroy_slot(s);
     }
   }
