@@ -10,6 +10,12 @@
 #   make format        clang-format every source in place
 #   make format-check  fail when a source is not clang-format clean
 #   make tidy          clang-tidy over the library sources (not part of ci)
+#   make install-check install the release build into build/install-prefix,
+#                      build and run the consumers in tests/install
+#   make docs          Doxygen API reference into build/docs (installs
+#                      doxygen when missing; not part of ci)
+#   make fuzz          the API fuzzer (libFuzzer, ASan+UBSan) in build/fuzz
+#                      for FUZZ_TIME seconds (60) over a copy of the corpus
 #   make ci            test asan tsan clang valgrind format-check, with timings
 #   make clean         remove build/
 #
@@ -32,12 +38,14 @@ CTEST ?= ctest
 CTEST_ARGS = --output-on-failure -j$(JOBS) --timeout $(CTEST_TIMEOUT)
 
 # Debian 12 packages. DEPS_CORE builds and tests (llvm: llvm-symbolizer for
-# readable sanitizer reports; clang-format: format-check); DEPS_BENCH is for
-# the benchmarks (the comparison allocators and wipers).
+# readable sanitizer reports; clang-format: format-check; gdb: gcore for
+# test_coredump); DEPS_BENCH is for the benchmarks (the comparison
+# allocators and wipers).
 DEPS_CORE := make cmake gcc g++ clang llvm pkg-config libcmocka-dev \
-	libhwloc-dev libbenchmark-dev valgrind clang-format
+	libhwloc-dev libbenchmark-dev valgrind clang-format gdb \
+	libclang-rt-14-dev liburing-dev
 DEPS_BENCH := libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev \
-	libsodium-dev libssl-dev
+	libsodium-dev libssl-dev python3 gnuplot-nox
 DEPS := $(DEPS_CORE) $(DEPS_BENCH)
 
 # Sources that clang-format owns.
@@ -47,7 +55,7 @@ FORMAT_FILES = $(shell find $(wildcard $(FORMAT_DIRS)) -type f \
 	-o -name '*.hpp' \) | LC_ALL=C sort)
 
 # The steps of `make ci`, in order.
-CI_STEPS := test asan tsan clang valgrind format-check
+CI_STEPS := test asan tsan clang valgrind fuzz format-check bench-smoke install-check
 
 .PHONY: deps test demo bench asan tsan clang valgrind format format-check \
 	tidy ci clean
@@ -120,8 +128,20 @@ release: deps
 demo: release
 	./build/release/examples/zp_demo
 
+# Every workload over every implementation, one process per implementation,
+# in 7 interleaved passes (bench/zpb_run.py, about 8 minutes on 2 cores):
+# BENCHMARKS.md, docs/img/*.png, raw JSON in bench/results/. BENCH_ARGS
+# passes options to zpb_run.py (--passes, --min-time, --filter...).
+BENCH_ARGS ?=
 bench: release
-	./build/release/bench/zp_bench --benchmark_format=console
+	python3 bench/zpb_run.py $(BENCH_ARGS)
+
+# The same workloads over the same implementations, a few iterations each
+# (under a minute): keeps the benchmarks building and running. The report
+# goes to bench/results/smoke/, never over BENCHMARKS.md.
+.PHONY: bench-smoke
+bench-smoke: release
+	python3 bench/zpb_run.py --smoke
 
 # valgrind memcheck over the default build. ctest -T memcheck by itself exits
 # 0 when valgrind reports defects in a test that passes, so valgrind runs with
@@ -148,6 +168,72 @@ valgrind: deps
 	fi; \
 	if [ "$$rc" -ne 0 ]; then echo "valgrind: FAILED"; exit 1; fi; \
 	echo "valgrind: no defects"
+
+# ---- fuzzing -------------------------------------------------------------------
+
+# The API-sequence fuzzer (tests/fuzz) under libFuzzer + ASan + UBSan, built
+# with clang in build/fuzz. It first replays the checked-in corpus, then
+# fuzzes for FUZZ_TIME seconds over a working copy of it: new inputs go to
+# build/fuzz/corpus, a failing input to build/fuzz/artifacts/;
+# tests/fuzz/corpus is never written. FUZZ_ARGS passes more libFuzzer flags.
+FUZZ_TIME ?= 60
+FUZZ_ARGS ?=
+FUZZ_DIR := build/fuzz
+.PHONY: fuzz
+fuzz: deps
+	$(CMAKE) -S . -B $(FUZZ_DIR) -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZP_SANITIZE=address \
+	  -DZP_BUILD_FUZZ=ON -DZP_BUILD_EXAMPLES=OFF
+	$(CMAKE) --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_api fuzz_regress
+	$(FUZZ_DIR)/tests/fuzz/fuzz_regress tests/fuzz/corpus >/dev/null
+	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
+	cp tests/fuzz/corpus/* $(FUZZ_DIR)/corpus/
+	@export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
+	cmd="$(FUZZ_DIR)/tests/fuzz/fuzz_api -max_total_time=$(FUZZ_TIME) \
+	  -max_len=1024 -timeout=30 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_ARGS) $(FUZZ_DIR)/corpus"; \
+	echo "$$cmd"; \
+	if ! $$cmd; then \
+	  echo "fuzz: FAILED; the input is in $(FUZZ_DIR)/artifacts/, replay it" \
+	    "with ZP_FUZZ_TRACE=1 $(FUZZ_DIR)/tests/fuzz/fuzz_regress FILE"; \
+	  exit 1; \
+	fi; \
+	echo "fuzz: no failure in $(FUZZ_TIME)s"
+
+# ---- install check and docs ----------------------------------------------------
+
+# Installs the release preset's libraries into a scratch prefix, then builds
+# and runs the consumers of tests/install against it: with CMake
+# (find_package) and with pkg-config, shared and static, as C and as C++.
+INSTALL_PREFIX := build/install-prefix
+.PHONY: install-check docs
+install-check: deps
+	$(CMAKE) --preset release
+	$(CMAKE) --build --preset release -j $(JOBS) \
+	  --target zeropool_static zeropool_shared
+	rm -rf $(INSTALL_PREFIX)
+	$(CMAKE) --install build/release --prefix $(INSTALL_PREFIX)
+	tests/install/run.sh $(INSTALL_PREFIX) build/install-check
+
+# The API reference (include/zeropool.h, zeropool.hpp, docs/*.md) with
+# Doxygen, into build/docs/html. Installs doxygen on demand, as deps does
+# for the build packages (as root; otherwise prints the apt-get line).
+docs:
+	@if ! command -v doxygen >/dev/null 2>&1; then \
+	  echo "docs: doxygen is missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "docs: not root; install it with:"; \
+	    echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends doxygen"; \
+	    exit 1; \
+	  fi; \
+	  [ -n "$${ZP_APT_UPDATED:-}" ] || apt-get update; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends doxygen; \
+	fi
+	mkdir -p build/docs
+	ZP_VERSION=$$(sed -n 's/^#define ZP_VERSION_STRING "\(.*\)"$$/\1/p' \
+	  include/zeropool.h) doxygen docs/Doxyfile
+	@echo "docs: build/docs/html/index.html," \
+	  "$$(grep -c . build/docs/warnings.log || true) warning line(s) in build/docs/warnings.log"
 
 # ---- formatting and linting -----------------------------------------------------
 

@@ -1,202 +1,476 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //
-// zp_bench: what a zeroed buffer costs from zeropool, against the same work
-// done without a pool. One thread unless the name ends in /threads:N.
+// zp_bench: is zeropool faster than what you use now, at the same level of
+// safety? Every workload below runs, with the same code, over every
+// implementation of bench/zpb_shim.h: zeropool (default pool and a
+// ZP_EVICTION_LIFO pool), glibc, mimalloc, jemalloc and tcmalloc (each as
+// malloc and as calloc), libsodium's sodium_malloc and OpenSSL's secure heap.
+// jemalloc, tcmalloc and mimalloc replace malloc, so each allocator family is
+// its own executable built from this one source (zp_bench = glibc family,
+// with zeropool, sodium and OpenSSL; zp_bench_mimalloc, zp_bench_jemalloc,
+// zp_bench_tcmalloc). bench/zpb_run.py runs them all and writes BENCHMARKS.md.
 //
-// Every cycle writes the bytes it was handed (memset 0x5A; the pointer escapes
-// through benchmark::DoNotOptimize and ClobberMemory so no compiler can fold
-// the work away) and wipes them before the next user sees them.
+// Like with like: a cycle is get(size) -> write `used` bytes (memset 0x5A)
+// -> put(p, size, used), and every implementation leaves no written byte
+// behind: zeropool wipes in zp_put / zp_put_used, the malloc families call
+// explicit_bzero(used) before free, sodium and OpenSSL wipe the whole block
+// themselves. The *-calloc variants (and zeropool) hand out zeroed memory;
+// the *-malloc ones, sodium and OpenSSL do not. Pointers escape through
+// benchmark::DoNotOptimize and ClobberMemory, and get/put are calls through
+// the shim's function pointers, so no compiler can fold the work away.
 //
-// (a) Cost of the pool on a thread-cache hit, per size (1 KiB .. 16 MiB):
-//   baseline/N      write N bytes + explicit_bzero(N) on one static,
-//                   page-aligned buffer: the work any secure cycle must do,
-//                   with no allocator at all (the floor).
-//   pool/default/N  zp_get(N) -> write N bytes -> zp_put, on a pool created
-//                   with every default (zp_pool_new(NULL)). zp_put wipes the
-//                   N bytes, so this is the floor plus the pool's bookkeeping.
-//   pool/lifo/N     the same on a pool created with ZP_EVICTION_LIFO.
-//   pool/bookkeeping/N  zp_get(N) -> zp_put_used(0) on the default pool: the
-//                   pool's own cost with no byte touched, which is what
-//                   pool - baseline estimates through the noise of memsets.
-//   malloc/N        malloc(N) -> write -> explicit_bzero(N) -> free: the
-//                   honest secure baseline with glibc's allocator.
-// (b) Wiping only what was used, a 1 MiB buffer of which 1 KiB is written:
-//   used1k/pool_put_used  zp_get(1 MiB) -> write 1 KiB -> zp_put_used(1 KiB)
-//   used1k/calloc         calloc(1 MiB) -> write 1 KiB -> explicit_bzero(1 KiB)
-//                         -> free
-//   used1k/malloc         malloc(1 MiB) -> write 1 KiB -> explicit_bzero(1 KiB)
-//                         -> free (not zeroed on get: not equivalent, shown
-//                         as a floor for the allocator itself)
-//   Same bytes written and wiped as baseline/1024.
-// (c) pool/default/N/threads:2 and malloc/N/threads:2: the same cycles on two
-//   threads at once, sharing the one pool (or glibc's arenas). Not in the
-//   table.
+// Names: <workload>/<implementation>/<parameter>, plus google-benchmark's
+// /real_time and /threads:N. One iteration is one "op" of the tables.
+// Every benchmark run opens a fresh instance (a new pool with the settings
+// given, every default unless said otherwise) and closes it at the end, so
+// that no workload inherits the idle buffers of another; peers have no
+// per-instance state.
 //
-// Counters: hit_ratio = hits / gets of the pool during the run (the pool is
-// warmed with one cycle first, so 1.0 means every timed get was a hit);
-// faults = minor page faults per iteration (getrusage, per thread).
+// 1. Single cycles, one thread, CPU time; sizes 1 KiB, 4 KiB, 64 KiB, 1 MiB,
+//    16 MiB (the parameter). The instance is warmed with one cycle first.
+//    cycle_full   the whole buffer written; zeropool puts with zp_put.
+//    cycle_1k     1 KiB written, declared through zp_put_used(1 KiB) (a short
+//                 read); peers wipe those 1 KiB only. Not at 1 KiB (= full).
+//    cycle_10pct  the first size/10 bytes written, zp_put_used(size/10).
+//    cycle_bare   nothing written: get + put(used 0), the allocator's own
+//                 cost (calloc variants still zero on get).
+//    floor_full, floor_1k, floor_10pct (implementation "floor"): the same
+//                 write + one explicit_bzero of the written bytes on one
+//                 pre-faulted buffer, no allocator: the physical floor of a
+//                 zeroing pool. zpb_run.py runs it in zeropool's process,
+//                 each floor benchmark just before zeropool's of the size.
+//    bookkeeping  (zeropool only, no shim) zp_get + zp_put_used(0) on a
+//                 default pool: the pool's own cost, no byte touched.
+// 2. The Rust crate zeropool's cache_behavior benchmarks, same parameters
+//    (pool settings apply to zeropool; peers run the same calls). A fresh
+//    instance per benchmark; every buffer is written whole and put whole
+//    (the crate zeroes the whole length on drop).
+//    pingpong     pool: tls_cache_size 10, 20 x 1 MiB got and put first (the
+//                 crate preallocates 20). Op: 100 x {get 1 KiB, get 1 MiB,
+//                 write both, put both}.
+//    hotcold      tls_cache_size 10, 10 x 64 KiB got and put first. Op: get
+//                 3 x 64 KiB, write them, put them (the crate's 1000 no-op
+//                 black_box uses in between are left out).
+//    multisize    tls_cache_size 15. Op: 100 x for size in 4 KiB, 64 KiB,
+//                 1 MiB {get, write, put}.
+//    tcache       parameter k = 2, 4, 8; pool built with tls_cache_size k.
+//                 Op: get k x 64 KiB, write them, put them.
+//    eviction     the crate's pool: tls_cache_size 8, num_shards 4,
+//                 max_buffers_per_shard 100. Op: get 10 x 64 KiB, write them,
+//                 put them. With these settings nothing is evicted (the 2
+//                 buffers the thread cache cannot hold go to a shard).
+//    eviction_budget  the same plus max_pooled_bytes 320 KiB (parameter, in
+//                 KiB), so that the pool really evicts: 10 x 64 KiB come
+//                 back at once and there is room for 5 idle. Counter
+//                 evictions/op.
+//    rust_threads parameter T = 1, 4, 8, 16; pool tls_cache_size 1,
+//                 num_shards 4. Op: start T threads that each do 1000 x
+//                 {get 1 KiB, write it, put it}, and join them. CPU time of
+//                 the whole process (all threads): on a shared machine wall
+//                 time here mostly measures the scheduler.
+// 3. Threads, default settings, real time.
+//    threads_4k, threads_64k  T = 1, 2, 4, 8, 16 google-benchmark threads,
+//                 each cycling get/write all/put on its own thread, all on
+//                 one shared instance. ns/op is wall time / all threads'
+//                 ops; total throughput = 1/that, per thread = total / T.
+//                 "floor" runs the floor on T threads (each its own
+//                 buffer): the scaling the machine allows.
+//    prodcons     parameter 4 KiB or 64 KiB: this thread gets and writes a
+//                 buffer and passes it through a lock-free single-producer
+//                 single-consumer ring (64 slots) to a consumer thread that
+//                 puts it. Counter hit_ratio. "floor": the same hand-off of
+//                 writes and wipes over 128 fixed buffers, no allocator.
+//    churn        op: start a thread that gets 4 x 64 KiB and writes them,
+//                 puts 2, and exits holding the other 2, which this thread
+//                 then puts. CPU time of the whole process, as rust_threads.
+//                 Counter hit_ratio.
+// 4. A realistic job, one thread, CPU time (system time included).
+//    file_stream  a 64 MiB file (4 MiB with --quick) created in /tmp at
+//                 start (and unlinked at once); op: read(2) it all from the
+//                 page cache, each chunk into a fresh 64 KiB buffer that is
+//                 put with the bytes read as `used`.
+//    socket_echo  an AF_UNIX socketpair; op: write a 1 KiB message on one
+//                 end, get a 64 KiB buffer, read the message into it from
+//                 the other end, put it with used = 1 KiB.
 //
-// After the run the driver prints a Markdown table: size, baseline ns, pool
-// ns, pool / baseline, overhead ns (pool - baseline), with the targets
-// (ratio <= 1.15 at 64 KiB and 1 MiB, overhead < 10 ns at 1 and 4 KiB; from
-// 64 KiB up the run-to-run noise of the memsets is far above 10 ns, so there
-// only the ratio is judged, and the bookkeeping column gives the pool's own
-// cost directly). Times are CPU time per iteration (the benchmarks in the
-// table run on one thread, and CPU time does not count the time another
-// process held the core), the fastest of --benchmark_repetitions when given
-// (the median with --benchmark_report_aggregates_only). With
-// --benchmark_format=json the table goes to stderr so stdout stays valid JSON.
+// Counters (google-benchmark user counters):
+//   faults       minor page faults of the whole process per op (getrusage)
+//   peak_rss_mib ru_maxrss of the process so far (one process per
+//                implementation under zpb_run.py: its peak for the suite)
+//   rss_hwm_mib  peak RSS during this benchmark (VmHWM, reset through
+//                /proc/self/clear_refs at its start; -1 where not possible)
+//   rss_growth_mib  that peak minus the RSS at the start of the timed part:
+//                what the workload added (memory an allocator kept from
+//                earlier benchmarks and reuses does not count again)
+//   hit_ratio    zeropool only: hits / gets during the timed loop
+//   evictions    zeropool only: idle buffers released per op
+//   others_cpus  CPUs kept busy by other processes during the benchmark, on
+//                average (/proc/stat busy time minus ours, over wall time)
+//   steal_cpus   CPUs taken by the hypervisor (steal time over wall time):
+//                on a shared machine the multi-thread rows depend on both
 //
-// Usage: zp_bench [--quick] [google-benchmark flags]
-//   --quick   same as --benchmark_min_time=0.01 (a smoke run, noisy figures)
-// Steadier figures on a shared machine (about a minute):
-//   zp_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving
-//            --benchmark_min_time=0.2
+// Usage: zp_bench [--impl=NAME[,NAME...]] [--list-impls] [--quick]
+//                 [google-benchmark flags]
+//   --impl   run only these implementations ("floor" is the floor; the
+//            default is every implementation of this executable)
+//   --quick  a smoke run: --benchmark_min_time=0.001 unless given, 4 MiB
+//            file
+// A full, merged run with the report: make bench (bench/zpb_run.py).
 
 #include <benchmark/benchmark.h>
 
+#include "zpb_shim.h"
 #include <zeropool.h>
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
-#include <map>
-#include <memory>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
 
 constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
-constexpr std::size_t kMaxSize = 16 * MiB;
-constexpr std::size_t kUsedBuffer = 1 * MiB;
-constexpr std::size_t kUsedBytes = 1 * KiB;
-const std::int64_t kSizes[] = {1 * KiB, 4 * KiB, 64 * KiB, 1 * MiB, 16 * MiB};
+constexpr std::size_t kSizes[] = {1 * KiB, 4 * KiB, 64 * KiB, 1 * MiB,
+                                  16 * MiB};
+constexpr unsigned char kFill = 0x5A;
 
-zp_pool *g_pool_default = nullptr;
-zp_pool *g_pool_lifo = nullptr;
-alignas(4096) unsigned char g_static[kMaxSize];
+std::size_t g_file_bytes = 64 * MiB;
+
+// ------------------------------------------------------------ measuring ----
 
 long MinorFaults() {
   struct rusage ru;
-  if (getrusage(RUSAGE_THREAD, &ru) != 0)
-    return 0;
-  return ru.ru_minflt;
+  return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : 0;
 }
 
-// Per-iteration page faults of the calling thread; summed over threads and
-// divided by the total iterations by the library.
-class FaultCounter {
+double PeakRssMiB() {
+  struct rusage ru;
+  return getrusage(RUSAGE_SELF, &ru) == 0
+             ? static_cast<double>(ru.ru_maxrss) / 1024.0
+             : -1.0;
+}
+
+// Resets the kernel's RSS high-water mark (VmHWM) of this process.
+bool ResetHwm() {
+  int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool ok = write(fd, "5", 1) == 1;
+  close(fd);
+  return ok;
+}
+
+// A "Vm...:" line of /proc/self/status (VmHWM, VmRSS) in MiB; -1 if none.
+double StatusMiB(const char *key) {
+  std::FILE *f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr)
+    return -1.0;
+  char line[256];
+  double v = -1.0;
+  const std::size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::strncmp(line, key, n) == 0)
+      v = std::strtod(line + n, nullptr) / 1024.0; // kB -> MiB
+  std::fclose(f);
+  return v;
+}
+
+// CPU time of the whole machine from /proc/stat: busy (user, nice, system,
+// irq, softirq) and steal, in seconds. False when unreadable.
+bool MachineCpu(double *busy, double *steal) {
+  std::FILE *f = std::fopen("/proc/stat", "r");
+  if (f == nullptr)
+    return false;
+  unsigned long long v[8] = {0};
+  const int n =
+      std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+                  &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+  std::fclose(f);
+  if (n != 8)
+    return false;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  *busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
+  *steal = static_cast<double>(v[7]) / hz;
+  return true;
+}
+
+// CPU time of this process, all threads, in seconds.
+double SelfCpu() {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+double Now() {
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Takes the counters' first snapshot at construction and reports them. Only
+// the benchmark's thread 0 measures (google-benchmark sums the counters of
+// its threads; the snapshots are process-wide already).
+class Meter {
 public:
-  FaultCounter() : start_(MinorFaults()) {}
-  void Report(benchmark::State &state) const {
-    state.counters["faults"] =
-        benchmark::Counter(static_cast<double>(MinorFaults() - start_),
-                           benchmark::Counter::kAvgIterations);
+  Meter(const benchmark::State &state, const zpb_impl *im, void *inst)
+      : active_(state.thread_index() == 0), im_(im), inst_(inst) {
+    if (!active_)
+      return;
+    hwm_ok_ = ResetHwm();
+    rss_start_ = StatusMiB("VmRSS:");
+    faults_ = MinorFaults();
+    cpu_ok_ = MachineCpu(&busy_, &steal_);
+    self_ = SelfCpu();
+    wall_ = Now();
+    if (im_ != nullptr && im_->stats != nullptr)
+      im_->stats(inst_, &stats_);
   }
 
-private:
-  long start_;
-};
-
-// Hit ratio of a pool over the timed loop. Only thread 0 reports it: the
-// stats are the pool's, not the thread's.
-class HitCounter {
-public:
-  HitCounter(zp_pool *pool, const benchmark::State &state)
-      : pool_(pool), active_(state.thread_index() == 0) {
-    if (active_)
-      zp_pool_stats(pool_, &before_);
-  }
   void Report(benchmark::State &state) const {
     if (!active_)
       return;
-    zp_stats after;
-    zp_pool_stats(pool_, &after);
-    std::uint64_t gets = after.gets - before_.gets;
-    std::uint64_t hits = after.hits - before_.hits;
+    using C = benchmark::Counter;
+    state.counters["faults"] =
+        C(static_cast<double>(MinorFaults() - faults_), C::kAvgIterations);
+    state.counters["peak_rss_mib"] = PeakRssMiB();
+    const double hwm = hwm_ok_ ? StatusMiB("VmHWM:") : -1.0;
+    state.counters["rss_hwm_mib"] = hwm;
+    state.counters["rss_growth_mib"] =
+        hwm >= 0 && rss_start_ >= 0 ? hwm - rss_start_ : -1.0;
+    double busy, steal;
+    const double wall = Now() - wall_;
+    if (cpu_ok_ && wall > 0 && MachineCpu(&busy, &steal)) {
+      const double others = (busy - busy_) - (SelfCpu() - self_);
+      state.counters["others_cpus"] = std::max(0.0, others / wall);
+      state.counters["steal_cpus"] = (steal - steal_) / wall;
+    }
+    if (im_ == nullptr || im_->stats == nullptr)
+      return;
+    zpb_stats now;
+    if (im_->stats(inst_, &now) != 0)
+      return;
+    const std::uint64_t gets = now.gets - stats_.gets;
+    const std::uint64_t hits = now.hits - stats_.hits;
     state.counters["hit_ratio"] =
         gets ? static_cast<double>(hits) / static_cast<double>(gets) : 0.0;
+    state.counters["evictions"] =
+        C(static_cast<double>(now.evictions - stats_.evictions),
+          C::kAvgIterations);
   }
 
 private:
-  zp_pool *pool_;
   bool active_;
-  zp_stats before_{};
+  const zpb_impl *im_;
+  void *inst_;
+  bool hwm_ok_ = false;
+  double rss_start_ = -1.0;
+  long faults_ = 0;
+  bool cpu_ok_ = false;
+  double busy_ = 0, steal_ = 0, self_ = 0, wall_ = 0;
+  zpb_stats stats_{};
 };
 
-void SetBytes(benchmark::State &state, std::size_t per_iter) {
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                          static_cast<std::int64_t>(per_iter));
-}
+// ------------------------------------------------------- implementations ----
 
-// ---------------------------------------------------------------- (a) ----
-
-void BM_Baseline(benchmark::State &state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  unsigned char *p = g_static;
-  std::memset(p, 0, n); // fault the pages in before timing
-  FaultCounter faults;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(p);
-    std::memset(p, 0x5A, n);
-    benchmark::ClobberMemory();
-    explicit_bzero(p, n);
-    benchmark::ClobberMemory();
+// A fresh instance for one benchmark run, closed at the end.
+class Instance {
+public:
+  Instance(const zpb_impl *im, const zpb_config &cfg)
+      : im_(im), inst_(im->open(&cfg)) {}
+  ~Instance() {
+    if (inst_ != nullptr)
+      im_->close(inst_);
   }
-  faults.Report(state);
-  SetBytes(state, n);
+  Instance(const Instance &) = delete;
+  Instance &operator=(const Instance &) = delete;
+  void *get() const { return inst_; }
+
+private:
+  const zpb_impl *im_;
+  void *inst_;
+};
+
+// One instance shared by the threads of a google-benchmark run with
+// Threads(T): thread 0 opens it before the timed loop while the others wait
+// for it, and closes it after the loop (whose end is a barrier of all the
+// threads, so none uses it any more; their thread caches may outlive the
+// pool, which zeropool allows). One benchmark runs at a time.
+std::atomic<int> g_shared_state{0}; // 0 none, 1 open, 2 failed
+void *g_shared_inst = nullptr;
+
+void *SharedOpen(const benchmark::State &state, const zpb_impl *im) {
+  if (state.thread_index() == 0) {
+    zpb_config cfg{};
+    g_shared_inst = im->open(&cfg);
+    g_shared_state.store(g_shared_inst != nullptr ? 1 : 2,
+                         std::memory_order_release);
+  }
+  int st;
+  while ((st = g_shared_state.load(std::memory_order_acquire)) == 0)
+    std::this_thread::yield();
+  return st == 1 ? g_shared_inst : nullptr;
 }
 
-void BM_Pool(benchmark::State &state, zp_pool **pool_ref) {
-  zp_pool *pool = *pool_ref;
-  const auto n = static_cast<std::size_t>(state.range(0));
-  // Warm the thread cache: one miss before the timed loop.
-  void *warm = zp_get(pool, n);
-  if (warm == nullptr) {
-    state.SkipWithError("zp_get failed");
+void SharedClose(const benchmark::State &state, const zpb_impl *im) {
+  if (state.thread_index() != 0)
     return;
-  }
-  zp_put(pool, warm);
-  HitCounter hits(pool, state);
-  FaultCounter faults;
-  for (auto _ : state) {
-    void *p = zp_get(pool, n);
-    benchmark::DoNotOptimize(p);
-    if (p == nullptr) {
-      state.SkipWithError("zp_get failed");
-      break;
+  if (g_shared_inst != nullptr)
+    im->close(g_shared_inst);
+  g_shared_inst = nullptr;
+  g_shared_state.store(0, std::memory_order_release);
+}
+
+bool Fits(const zpb_impl *im, std::size_t size) {
+  return im->max_size == 0 || size <= im->max_size;
+}
+
+inline void Write(void *p, std::size_t n) {
+  if (n != 0)
+    std::memset(p, kFill, n);
+  benchmark::ClobberMemory();
+}
+
+// get + DoNotOptimize; on failure the benchmark is marked as skipped.
+inline void *Get(benchmark::State &state, const zpb_impl *im, void *inst,
+                 std::size_t size) {
+  void *p = im->get(inst, size);
+  benchmark::DoNotOptimize(p);
+  if (p == nullptr)
+    state.SkipWithError("get returned NULL (size does not fit)");
+  return p;
+}
+
+// Gets n buffers of size, writes them whole and puts them back: a warm
+// start in steady state (pages faulted in; the Rust crate's preallocate).
+// False when a get failed.
+bool Prefill(benchmark::State &state, const zpb_impl *im, void *inst,
+             std::size_t n, std::size_t size) {
+  std::vector<void *> held;
+  bool ok = true;
+  for (std::size_t i = 0; i < n && ok; ++i) {
+    void *p = Get(state, im, inst, size);
+    if (p != nullptr) {
+      Write(p, size);
+      held.push_back(p);
     }
-    std::memset(p, 0x5A, n);
-    benchmark::ClobberMemory();
-    zp_put(pool, p);
+    ok = p != nullptr;
   }
-  hits.Report(state);
-  faults.Report(state);
-  SetBytes(state, n);
+  for (void *p : held)
+    im->put(inst, p, size, size);
+  return ok;
 }
 
-// The pool's own cost, no bytes touched: zp_get(N) + zp_put_used(0).
-void BM_PoolBookkeeping(benchmark::State &state) {
-  zp_pool *pool = g_pool_default;
-  const auto n = static_cast<std::size_t>(state.range(0));
-  void *warm = zp_get(pool, n);
+bool OpenFailed(benchmark::State &state, void *inst) {
+  if (inst != nullptr)
+    return false;
+  state.SkipWithError("open failed");
+  return true;
+}
+
+// --------------------------------------------------------- 1. single ----
+
+void BM_Cycle(benchmark::State &state, const zpb_impl *im, std::size_t size,
+              std::size_t used) {
+  Instance inst(im, zpb_config{});
+  void *in = inst.get();
+  if (OpenFailed(state, in) || !Prefill(state, im, in, 1, size))
+    return;
+  Meter meter(state, im, in);
+  for (auto _ : state) {
+    void *p = Get(state, im, in, size);
+    if (p == nullptr)
+      break;
+    Write(p, used);
+    im->put(in, p, size, used);
+  }
+  meter.Report(state);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(used));
+}
+
+// A page-aligned buffer of the floor, mapped and faulted in before timing
+// and unmapped after the run (so it adds nothing to the process's RSS
+// afterwards).
+class FloorBuffer {
+public:
+  explicit FloorBuffer(std::size_t size) : size_(size) {
+    void *p = mmap(nullptr, size_, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p_ = p == MAP_FAILED ? nullptr : static_cast<unsigned char *>(p);
+    if (p_ != nullptr)
+      std::memset(p_, 0, size_);
+  }
+  ~FloorBuffer() {
+    if (p_ != nullptr)
+      munmap(p_, size_);
+  }
+  FloorBuffer(const FloorBuffer &) = delete;
+  FloorBuffer &operator=(const FloorBuffer &) = delete;
+  unsigned char *get() const { return p_; }
+
+private:
+  std::size_t size_;
+  unsigned char *p_;
+};
+
+// The floor: write `used` bytes and explicit_bzero them, on one buffer, no
+// allocator. On T threads (threads_*), each thread has its own buffer.
+void BM_Floor(benchmark::State &state, std::size_t used) {
+  FloorBuffer buf(used);
+  unsigned char *p = buf.get();
+  if (p == nullptr) {
+    state.SkipWithError("mmap failed");
+    return;
+  }
+  Meter meter(state, nullptr, nullptr);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(p);
+    std::memset(p, kFill, used);
+    benchmark::ClobberMemory();
+    explicit_bzero(p, used);
+    benchmark::ClobberMemory();
+  }
+  meter.Report(state);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(used));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+// The pool's own cost: zp_get + zp_put_used(0), direct calls, no byte
+// touched.
+void BM_Bookkeeping(benchmark::State &state, const zpb_impl *im,
+                    std::size_t size) {
+  Instance inst(im, zpb_config{});
+  if (OpenFailed(state, inst.get()))
+    return;
+  zp_pool *pool = static_cast<zp_pool *>(inst.get()); // a ZPB_POOL instance
+  void *warm = zp_get(pool, size);
   if (warm == nullptr) {
     state.SkipWithError("zp_get failed");
     return;
   }
   zp_put(pool, warm);
-  HitCounter hits(pool, state);
-  FaultCounter faults;
+  Meter meter(state, im, pool);
   for (auto _ : state) {
-    void *p = zp_get(pool, n);
+    void *p = zp_get(pool, size);
     benchmark::DoNotOptimize(p);
     if (p == nullptr) {
       state.SkipWithError("zp_get failed");
@@ -205,327 +479,661 @@ void BM_PoolBookkeeping(benchmark::State &state) {
     benchmark::ClobberMemory();
     zp_put_used(pool, p, 0);
   }
-  hits.Report(state);
-  faults.Report(state);
+  meter.Report(state);
 }
 
-void BM_Malloc(benchmark::State &state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  FaultCounter faults;
+// ------------------------------------------------- 2. the Rust crate's ----
+
+void BM_PingPong(benchmark::State &state, const zpb_impl *im) {
+  zpb_config cfg{};
+  cfg.tls_cache_size = 10;
+  Instance inst(im, cfg);
+  void *in = inst.get();
+  if (OpenFailed(state, in) || !Prefill(state, im, in, 20, 1 * MiB))
+    return;
+  Meter meter(state, im, in);
   for (auto _ : state) {
-    void *p = std::malloc(n);
-    benchmark::DoNotOptimize(p);
-    if (p == nullptr) {
-      state.SkipWithError("malloc failed");
-      break;
+    for (int i = 0; i < 100; ++i) {
+      void *a = Get(state, im, in, 1 * KiB);
+      void *b = Get(state, im, in, 1 * MiB);
+      if (a == nullptr || b == nullptr)
+        return;
+      Write(a, 1 * KiB);
+      Write(b, 1 * MiB);
+      im->put(in, a, 1 * KiB, 1 * KiB);
+      im->put(in, b, 1 * MiB, 1 * MiB);
     }
-    std::memset(p, 0x5A, n);
-    benchmark::ClobberMemory();
-    explicit_bzero(p, n);
-    std::free(p);
   }
-  faults.Report(state);
-  SetBytes(state, n);
+  meter.Report(state);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 200);
 }
 
-// ---------------------------------------------------------------- (b) ----
+// Gets n buffers of size, writes them all, puts them all: one op of
+// hotcold, tcache and eviction.
+void BM_Batch(benchmark::State &state, const zpb_impl *im,
+              const zpb_config &cfg, std::size_t prefill, std::size_t n,
+              std::size_t size) {
+  Instance inst(im, cfg);
+  void *in = inst.get();
+  if (OpenFailed(state, in) || !Prefill(state, im, in, prefill, size))
+    return;
+  std::vector<void *> bufs(n);
+  Meter meter(state, im, in);
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < n; ++i) {
+      bufs[i] = Get(state, im, in, size);
+      if (bufs[i] == nullptr)
+        return;
+      Write(bufs[i], size);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      im->put(in, bufs[i], size, size);
+  }
+  meter.Report(state);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(n));
+}
 
-void BM_UsedPool(benchmark::State &state) {
-  zp_pool *pool = g_pool_default;
-  void *warm = zp_get(pool, kUsedBuffer);
-  if (warm == nullptr) {
-    state.SkipWithError("zp_get failed");
+void BM_MultiSize(benchmark::State &state, const zpb_impl *im) {
+  zpb_config cfg{};
+  cfg.tls_cache_size = 15;
+  Instance inst(im, cfg);
+  void *in = inst.get();
+  if (OpenFailed(state, in))
+    return;
+  const std::size_t sizes[] = {4 * KiB, 64 * KiB, 1 * MiB};
+  Meter meter(state, im, in);
+  for (auto _ : state) {
+    for (int i = 0; i < 100; ++i) {
+      for (std::size_t size : sizes) {
+        void *p = Get(state, im, in, size);
+        if (p == nullptr)
+          return;
+        Write(p, size);
+        im->put(in, p, size, size);
+      }
+    }
+  }
+  meter.Report(state);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 300);
+}
+
+void BM_RustThreads(benchmark::State &state, const zpb_impl *im, int nthreads) {
+  zpb_config cfg{};
+  cfg.tls_cache_size = 1;
+  cfg.num_shards = 4;
+  Instance inst(im, cfg);
+  void *in = inst.get();
+  if (OpenFailed(state, in))
+    return;
+  std::atomic<bool> failed{false};
+  auto work = [&] {
+    for (int i = 0; i < 1000; ++i) {
+      void *p = im->get(in, 1 * KiB);
+      benchmark::DoNotOptimize(p);
+      if (p == nullptr) {
+        failed.store(true);
+        return;
+      }
+      Write(p, 1 * KiB);
+      im->put(in, p, 1 * KiB, 1 * KiB);
+    }
+  };
+  Meter meter(state, im, in);
+  std::vector<std::thread> threads;
+  for (auto _ : state) {
+    threads.clear();
+    for (int t = 0; t < nthreads; ++t)
+      threads.emplace_back(work);
+    for (std::thread &t : threads)
+      t.join();
+  }
+  if (failed.load())
+    state.SkipWithError("get returned NULL");
+  meter.Report(state);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          nthreads * 1000);
+}
+
+// ----------------------------------------------------------- 3. threads ----
+
+void BM_Threads(benchmark::State &state, const zpb_impl *im, std::size_t size) {
+  void *in = SharedOpen(state, im);
+  if (in == nullptr) {
+    state.SkipWithError("open failed");
+    SharedClose(state, im);
     return;
   }
-  zp_put(pool, warm);
-  HitCounter hits(pool, state);
-  FaultCounter faults;
-  for (auto _ : state) {
-    void *p = zp_get(pool, kUsedBuffer);
-    benchmark::DoNotOptimize(p);
-    if (p == nullptr) {
-      state.SkipWithError("zp_get failed");
-      break;
+  {
+    Meter meter(state, im, in);
+    for (auto _ : state) {
+      void *p = Get(state, im, in, size);
+      if (p == nullptr)
+        break;
+      Write(p, size);
+      im->put(in, p, size, size);
     }
-    std::memset(p, 0x5A, kUsedBytes);
-    benchmark::ClobberMemory();
-    zp_put_used(pool, p, kUsedBytes);
+    meter.Report(state);
   }
-  hits.Report(state);
-  faults.Report(state);
-  SetBytes(state, kUsedBytes);
+  SharedClose(state, im);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
-template <bool kZeroed> void BM_UsedLibc(benchmark::State &state) {
-  FaultCounter faults;
-  for (auto _ : state) {
-    void *p = kZeroed ? std::calloc(1, kUsedBuffer) : std::malloc(kUsedBuffer);
-    benchmark::DoNotOptimize(p);
-    if (p == nullptr) {
-      state.SkipWithError("allocation failed");
-      break;
-    }
-    std::memset(p, 0x5A, kUsedBytes);
-    benchmark::ClobberMemory();
-    explicit_bzero(p, kUsedBytes);
-    std::free(p);
-  }
-  faults.Report(state);
-  SetBytes(state, kUsedBytes);
-}
-
-void Sizes(benchmark::internal::Benchmark *b) {
-  for (std::int64_t s : kSizes)
-    b->Arg(s);
-}
-
-BENCHMARK(BM_Baseline)->Name("baseline")->Apply(Sizes);
-BENCHMARK_CAPTURE(BM_Pool, default, &g_pool_default)
-    ->Name("pool/default")
-    ->Apply(Sizes);
-BENCHMARK_CAPTURE(BM_Pool, lifo, &g_pool_lifo)->Name("pool/lifo")->Apply(Sizes);
-BENCHMARK(BM_PoolBookkeeping)->Name("pool/bookkeeping")->Apply(Sizes);
-BENCHMARK(BM_Malloc)->Name("malloc")->Apply(Sizes);
-BENCHMARK(BM_UsedPool)->Name("used1k/pool_put_used");
-BENCHMARK_TEMPLATE(BM_UsedLibc, true)->Name("used1k/calloc");
-BENCHMARK_TEMPLATE(BM_UsedLibc, false)->Name("used1k/malloc");
-BENCHMARK_CAPTURE(BM_Pool, default_mt, &g_pool_default)
-    ->Name("pool/default")
-    ->Arg(4 * KiB)
-    ->Arg(64 * KiB)
-    ->Threads(2);
-BENCHMARK(BM_Malloc)->Name("malloc")->Arg(4 * KiB)->Arg(64 * KiB)->Threads(2);
-
-// ------------------------------------------------------------ summary ----
-
-struct Result {
-  std::vector<double> ns; // one per repetition (iteration runs)
-  double median_ns = -1;  // the "median" aggregate, when only it was shown
-  double hit_ratio = -1;
-  double faults = -1;
-};
-
-// Forwards everything to the reporter the user asked for and keeps the
-// results for the table: the iteration runs, or the median aggregates when
-// --benchmark_report_aggregates_only hides them. With repetitions the table
-// takes the fastest: on a shared machine, interference only adds time.
-class CollectingReporter : public benchmark::BenchmarkReporter {
+// Spins briefly, then yields: two busy threads may share one core here.
+class Backoff {
 public:
-  explicit CollectingReporter(std::unique_ptr<BenchmarkReporter> inner)
-      : inner_(std::move(inner)) {}
-
-  bool ReportContext(const Context &context) override {
-    return inner_->ReportContext(context);
-  }
-
-  void ReportRuns(const std::vector<Run> &reports) override {
-    for (const Run &r : reports) {
-      const bool median =
-          r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-      if (r.error_occurred || (r.run_type != Run::RT_Iteration && !median))
-        continue;
-      Result &res = results_[r.run_name.str()];
-      const double ns = r.GetAdjustedCPUTime() * 1e9 /
-                        benchmark::GetTimeUnitMultiplier(r.time_unit);
-      if (median)
-        res.median_ns = ns;
-      else
-        res.ns.push_back(ns);
-      auto it = r.counters.find("hit_ratio");
-      if (it != r.counters.end())
-        res.hit_ratio = it->second.value;
-      it = r.counters.find("faults");
-      if (it != r.counters.end())
-        res.faults = it->second.value; // already divided by iterations
+  void Pause() {
+    if (++spins_ < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      return;
     }
-    inner_->ReportRuns(reports);
-  }
-
-  void Finalize() override { inner_->Finalize(); }
-
-  // CPU ns per iteration (fastest repetition), or -1 if it did not run.
-  double Ns(const std::string &name) const {
-    const Result *r = Find(name);
-    if (r == nullptr)
-      return -1;
-    if (r->ns.empty())
-      return r->median_ns;
-    return *std::min_element(r->ns.begin(), r->ns.end());
-  }
-
-  bool Empty() const { return results_.empty(); }
-
-  const Result *Find(const std::string &name) const {
-    auto it = results_.find(name);
-    if (it == results_.end() ||
-        (it->second.ns.empty() && it->second.median_ns < 0))
-      return nullptr;
-    return &it->second;
+    spins_ = 0;
+    sched_yield();
   }
 
 private:
-  std::unique_ptr<BenchmarkReporter> inner_;
-  std::map<std::string, Result> results_;
+  int spins_ = 0;
 };
 
-std::string SizeName(std::size_t n) {
-  char buf[32];
-  if (n >= MiB)
-    std::snprintf(buf, sizeof buf, "%zu MiB", n / MiB);
-  else
-    std::snprintf(buf, sizeof buf, "%zu KiB", n / KiB);
-  return buf;
-}
-
-// Formats v, or "-" when v is negative (not measured) unless signed_ok.
-std::string Num(double v, const char *fmt, bool signed_ok = false) {
-  if (v < 0 && !signed_ok)
-    return "-";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, v);
-  return buf;
-}
-
-// Prints the tables; returns the number of missed targets.
-int PrintSummary(const CollectingReporter &rep, std::FILE *out) {
-  int missed = 0;
-  bool header = false;
-  std::fprintf(out, "\n## zp_bench summary (CPU ns per cycle, one thread)\n");
-  for (std::int64_t s : kSizes) {
-    const std::string arg = std::to_string(s);
-    double base = rep.Ns("baseline/" + arg);
-    double pool = rep.Ns("pool/default/" + arg);
-    double lifo = rep.Ns("pool/lifo/" + arg);
-    double mall = rep.Ns("malloc/" + arg);
-    double book = rep.Ns("pool/bookkeeping/" + arg);
-    const Result *pr = rep.Find("pool/default/" + arg);
-    if (base < 0 && pool < 0 && lifo < 0 && mall < 0 && book < 0)
-      continue;
-    if (!header) {
-      header = true;
-      std::fprintf(out, "\n| size | baseline ns | pool ns | pool / baseline | "
-                        "overhead ns | bookkeeping ns | pool LIFO ns | "
-                        "malloc+bzero+free ns | pool hit ratio | "
-                        "pool faults/cycle | target |\n"
-                        "|---|---|---|---|---|---|---|---|---|---|---|\n");
+// A bounded lock-free ring for one producer and one consumer. Each side
+// keeps a private copy of the other side's index and rereads the shared one
+// only when the copy says full (empty), so most operations touch no line the
+// other side writes.
+class SpscRing {
+public:
+  bool TryPush(void *p) {
+    const std::size_t t = tail_.load(std::memory_order_relaxed);
+    if (t - head_cache_ == kCap) {
+      head_cache_ = head_.load(std::memory_order_acquire);
+      if (t - head_cache_ == kCap)
+        return false;
     }
-    double ratio = base > 0 && pool >= 0 ? pool / base : -1;
-    bool have_over = base >= 0 && pool >= 0;
-    double over = have_over ? pool - base : 0;
-    std::string target = "-";
-    const auto n = static_cast<std::size_t>(s);
-    if (ratio >= 0) {
-      std::string t;
-      bool ok = true;
-      if (n == 64 * KiB || n == 1 * MiB) {
-        t += ratio <= 1.15 ? "ratio ok" : "ratio MISS (> 1.15)";
-        ok = ok && ratio <= 1.15;
-      }
-      if (n <= 4 * KiB) {
-        if (!t.empty())
-          t += ", ";
-        t += over < 10 ? "overhead ok" : "overhead MISS (>= 10 ns)";
-        ok = ok && over < 10;
-      }
-      if (!ok)
-        ++missed;
-      target = t.empty() ? "-" : t;
-    }
-    std::fprintf(out,
-                 "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-                 SizeName(n).c_str(), Num(base, "%.1f").c_str(),
-                 Num(pool, "%.1f").c_str(), Num(ratio, "%.3f").c_str(),
-                 have_over ? Num(over, "%+.1f", true).c_str() : "-",
-                 Num(book, "%.1f").c_str(), Num(lifo, "%.1f").c_str(),
-                 Num(mall, "%.1f").c_str(),
-                 pr ? Num(pr->hit_ratio, "%.4f").c_str() : "-",
-                 pr ? Num(pr->faults, "%.4f").c_str() : "-", target.c_str());
+    slots_[t & (kCap - 1)] = p;
+    tail_.store(t + 1, std::memory_order_release);
+    return true;
   }
 
-  double used_pool = rep.Ns("used1k/pool_put_used");
-  double used_calloc = rep.Ns("used1k/calloc");
-  double used_malloc = rep.Ns("used1k/malloc");
-  double used_base = rep.Ns("baseline/1024");
-  if (used_pool >= 0 || used_calloc >= 0 || used_malloc >= 0) {
-    std::fprintf(out, "\n### 1 MiB buffer, 1 KiB written and wiped\n\n"
-                      "| cycle | ns | / zp_put_used | faults/cycle |\n"
-                      "|---|---|---|---|\n");
-    struct Row {
-      const char *label;
-      const char *name;
-      double ns;
-    } rows[] = {
-        {"zp_get + zp_put_used(1 KiB)", "used1k/pool_put_used", used_pool},
-        {"calloc + explicit_bzero(1 KiB) + free", "used1k/calloc", used_calloc},
-        {"malloc + explicit_bzero(1 KiB) + free", "used1k/malloc", used_malloc},
-        {"floor: static buffer, 1 KiB write + bzero", "baseline/1024",
-         used_base},
-    };
-    for (const Row &row : rows) {
-      const Result *r = rep.Find(row.name);
-      std::fprintf(
-          out, "| %s | %s | %s | %s |\n", row.label,
-          Num(row.ns, "%.1f").c_str(),
-          Num(used_pool > 0 && row.ns >= 0 ? row.ns / used_pool : -1, "%.2f")
-              .c_str(),
-          r ? Num(r->faults, "%.4f").c_str() : "-");
+  bool TryPop(void **p) {
+    const std::size_t h = head_.load(std::memory_order_relaxed);
+    if (h == tail_cache_) {
+      tail_cache_ = tail_.load(std::memory_order_acquire);
+      if (h == tail_cache_)
+        return false;
+    }
+    *p = slots_[h & (kCap - 1)];
+    head_.store(h + 1, std::memory_order_release);
+    return true;
+  }
+
+  static constexpr std::size_t kCap = 64; // a power of two
+
+private:
+  alignas(64) std::atomic<std::size_t> head_{0};
+  std::size_t tail_cache_ = 0; // the consumer's
+  alignas(64) std::atomic<std::size_t> tail_{0};
+  std::size_t head_cache_ = 0; // the producer's
+  alignas(64) void *slots_[kCap] = {};
+};
+
+void BM_ProdCons(benchmark::State &state, const zpb_impl *im,
+                 std::size_t size) {
+  Instance inst(im, zpb_config{});
+  void *in = inst.get();
+  if (OpenFailed(state, in))
+    return;
+  if (!Prefill(state, im, in, 1, size))
+    return;
+  SpscRing ring;
+  std::thread consumer([&] {
+    Backoff backoff;
+    for (;;) {
+      void *p;
+      while (!ring.TryPop(&p))
+        backoff.Pause();
+      if (p == nullptr)
+        return; // the producer is done
+      im->put(in, p, size, size);
+    }
+  });
+  Meter meter(state, im, in);
+  Backoff backoff;
+  for (auto _ : state) {
+    void *p = Get(state, im, in, size);
+    if (p == nullptr)
+      break;
+    Write(p, size);
+    while (!ring.TryPush(p))
+      backoff.Pause();
+  }
+  while (!ring.TryPush(nullptr))
+    backoff.Pause();
+  consumer.join(); // at most 64 puts after the timed loop
+  meter.Report(state);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+// The floor of a hand-off: the same ring and the same writes and wipes on
+// 2 x kCap buffers of one mapping, no allocator (the producer cannot lap the
+// consumer: at most kCap + 2 buffers are in flight).
+void BM_ProdConsFloor(benchmark::State &state, std::size_t size) {
+  constexpr std::size_t kBufs = 2 * SpscRing::kCap;
+  FloorBuffer buf(kBufs * size);
+  if (buf.get() == nullptr) {
+    state.SkipWithError("mmap failed");
+    return;
+  }
+  SpscRing ring;
+  std::thread consumer([&] {
+    Backoff backoff;
+    for (;;) {
+      void *p;
+      while (!ring.TryPop(&p))
+        backoff.Pause();
+      if (p == nullptr)
+        return;
+      explicit_bzero(p, size);
+    }
+  });
+  Meter meter(state, nullptr, nullptr);
+  Backoff backoff;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    void *p = buf.get() + (i++ % kBufs) * size;
+    benchmark::DoNotOptimize(p);
+    Write(p, size);
+    while (!ring.TryPush(p))
+      backoff.Pause();
+  }
+  while (!ring.TryPush(nullptr))
+    backoff.Pause();
+  consumer.join();
+  meter.Report(state);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+void BM_Churn(benchmark::State &state, const zpb_impl *im) {
+  Instance inst(im, zpb_config{});
+  void *in = inst.get();
+  if (OpenFailed(state, in))
+    return;
+  constexpr std::size_t kSize = 64 * KiB;
+  void *held[2] = {nullptr, nullptr};
+  std::atomic<bool> failed{false};
+  Meter meter(state, im, in);
+  for (auto _ : state) {
+    std::thread t([&] {
+      void *b[4];
+      for (void *&p : b) {
+        p = im->get(in, kSize);
+        benchmark::DoNotOptimize(p);
+        if (p == nullptr) {
+          failed.store(true);
+          return;
+        }
+        Write(p, kSize);
+      }
+      im->put(in, b[0], kSize, kSize);
+      im->put(in, b[1], kSize, kSize);
+      held[0] = b[2]; // the thread exits holding these two
+      held[1] = b[3];
+    });
+    t.join();
+    if (failed.load()) {
+      state.SkipWithError("get returned NULL");
+      break;
+    }
+    im->put(in, held[0], kSize, kSize);
+    im->put(in, held[1], kSize, kSize);
+  }
+  meter.Report(state);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 4);
+}
+
+// ------------------------------------------------------ 4. realistic job ----
+
+int g_file_fd = -1;
+
+// The streamed file: g_file_bytes of a byte pattern, created once in /tmp
+// and unlinked at once (the descriptor keeps it). -1 on failure.
+int StreamFile() {
+  if (g_file_fd >= 0)
+    return g_file_fd;
+  char path[] = "/tmp/zp_bench_stream_XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return -1;
+  unlink(path);
+  std::vector<unsigned char> chunk(1 * MiB);
+  for (std::size_t i = 0; i < chunk.size(); ++i)
+    chunk[i] = static_cast<unsigned char>(i * 131 + 7);
+  for (std::size_t done = 0; done < g_file_bytes;) {
+    std::size_t n = std::min(chunk.size(), g_file_bytes - done);
+    ssize_t w = write(fd, chunk.data(), n);
+    if (w <= 0) {
+      close(fd);
+      return -1;
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  g_file_fd = fd;
+  return fd;
+}
+
+void BM_FileStream(benchmark::State &state, const zpb_impl *im) {
+  Instance inst(im, zpb_config{});
+  void *in = inst.get();
+  if (OpenFailed(state, in))
+    return;
+  constexpr std::size_t kChunk = 64 * KiB;
+  const int fd = StreamFile();
+  if (fd < 0) {
+    state.SkipWithError("cannot create the file in /tmp");
+    return;
+  }
+  Meter meter(state, im, in);
+  for (auto _ : state) {
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+      state.SkipWithError("lseek failed");
+      break;
+    }
+    for (;;) {
+      void *p = Get(state, im, in, kChunk);
+      if (p == nullptr)
+        return;
+      ssize_t n = read(fd, p, kChunk);
+      benchmark::ClobberMemory();
+      im->put(in, p, kChunk, n > 0 ? static_cast<std::size_t>(n) : 0);
+      if (n <= 0) {
+        if (n < 0)
+          state.SkipWithError("read failed");
+        break;
+      }
     }
   }
-  if (missed)
-    std::fprintf(out, "\n%d size(s) missed a target.\n", missed);
-  return missed;
+  meter.Report(state);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(g_file_bytes));
+}
+
+void BM_SocketEcho(benchmark::State &state, const zpb_impl *im) {
+  Instance inst(im, zpb_config{});
+  void *in = inst.get();
+  if (OpenFailed(state, in))
+    return;
+  constexpr std::size_t kMsg = 1 * KiB, kBuf = 64 * KiB;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    state.SkipWithError("socketpair failed");
+    return;
+  }
+  unsigned char msg[kMsg];
+  std::memset(msg, kFill, sizeof msg);
+  Meter meter(state, im, in);
+  for (auto _ : state) {
+    if (write(sv[0], msg, kMsg) != static_cast<ssize_t>(kMsg)) {
+      state.SkipWithError("write failed");
+      break;
+    }
+    void *p = Get(state, im, in, kBuf);
+    if (p == nullptr)
+      break;
+    std::size_t got = 0;
+    while (got < kMsg) {
+      ssize_t n = read(sv[1], static_cast<char *>(p) + got, kBuf - got);
+      if (n <= 0)
+        break;
+      got += static_cast<std::size_t>(n);
+    }
+    benchmark::ClobberMemory();
+    im->put(in, p, kBuf, got);
+    if (got < kMsg) {
+      state.SkipWithError("read failed");
+      break;
+    }
+  }
+  meter.Report(state);
+  close(sv[0]);
+  close(sv[1]);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(kMsg));
+}
+
+// --------------------------------------------------------- registration ----
+
+std::string Name(const char *workload, const char *impl, std::size_t param) {
+  return std::string(workload) + "/" + impl + "/" + std::to_string(param);
+}
+
+// Registers every workload for the implementations in impls (workload by
+// workload, so that a run over several implementations interleaves them);
+// floor: the floor too.
+void RegisterAll(const std::vector<const zpb_impl *> &impls, bool floor) {
+  using benchmark::RegisterBenchmark;
+  struct Used {
+    const char *workload;
+    std::function<std::size_t(std::size_t)> used; // 0: not at this size
+  };
+  const Used modes[] = {
+      {"cycle_full", [](std::size_t s) { return s; }},
+      {"cycle_1k", [](std::size_t s) { return s > KiB ? KiB : 0; }},
+      {"cycle_10pct", [](std::size_t s) { return s / 10; }},
+  };
+  for (const Used &m : modes) {
+    for (std::size_t size : kSizes) {
+      const std::size_t used = m.used(size);
+      if (used == 0)
+        continue;
+      if (floor) {
+        std::string w = std::string("floor") + (m.workload + 5); // _full...
+        RegisterBenchmark(Name(w.c_str(), "floor", size).c_str(), BM_Floor,
+                          used);
+      }
+      for (const zpb_impl *im : impls)
+        if (Fits(im, size))
+          RegisterBenchmark(Name(m.workload, im->name, size).c_str(), BM_Cycle,
+                            im, size, used);
+    }
+  }
+  for (std::size_t size : kSizes) {
+    for (const zpb_impl *im : impls) {
+      if (!Fits(im, size))
+        continue;
+      RegisterBenchmark(Name("cycle_bare", im->name, size).c_str(), BM_Cycle,
+                        im, size, std::size_t{0});
+      if (std::strcmp(im->name, "zeropool") == 0)
+        RegisterBenchmark(Name("bookkeeping", im->name, size).c_str(),
+                          BM_Bookkeeping, im, size);
+    }
+  }
+
+  for (const zpb_impl *im : impls)
+    RegisterBenchmark(Name("pingpong", im->name, 0).c_str(), BM_PingPong, im);
+  for (const zpb_impl *im : impls) {
+    zpb_config cfg{};
+    cfg.tls_cache_size = 10;
+    RegisterBenchmark(Name("hotcold", im->name, 0).c_str(), BM_Batch, im, cfg,
+                      std::size_t{10}, std::size_t{3}, 64 * KiB);
+  }
+  for (const zpb_impl *im : impls)
+    RegisterBenchmark(Name("multisize", im->name, 0).c_str(), BM_MultiSize, im);
+  for (std::size_t k : {2, 4, 8}) {
+    for (const zpb_impl *im : impls) {
+      zpb_config cfg{};
+      cfg.tls_cache_size = k;
+      RegisterBenchmark(Name("tcache", im->name, k).c_str(), BM_Batch, im, cfg,
+                        std::size_t{0}, k, 64 * KiB);
+    }
+  }
+  for (std::size_t budget_kib : {0, 320}) {
+    for (const zpb_impl *im : impls) {
+      zpb_config cfg{};
+      cfg.tls_cache_size = 8;
+      cfg.num_shards = 4;
+      cfg.max_buffers_per_shard = 100;
+      cfg.max_pooled_bytes = budget_kib * KiB;
+      const char *w = budget_kib ? "eviction_budget" : "eviction";
+      RegisterBenchmark(Name(w, im->name, budget_kib).c_str(), BM_Batch, im,
+                        cfg, std::size_t{0}, std::size_t{10}, 64 * KiB);
+    }
+  }
+  for (int t : {1, 4, 8, 16})
+    for (const zpb_impl *im : impls)
+      RegisterBenchmark(Name("rust_threads", im->name, t).c_str(),
+                        BM_RustThreads, im, t)
+          ->MeasureProcessCPUTime();
+
+  const struct {
+    const char *workload;
+    std::size_t size;
+  } thread_sizes[] = {{"threads_4k", 4 * KiB}, {"threads_64k", 64 * KiB}};
+  for (const auto &ts : thread_sizes) {
+    for (int t : {1, 2, 4, 8, 16}) {
+      if (floor)
+        RegisterBenchmark(Name(ts.workload, "floor", ts.size).c_str(), BM_Floor,
+                          ts.size)
+            ->Threads(t)
+            ->UseRealTime();
+      for (const zpb_impl *im : impls)
+        RegisterBenchmark(Name(ts.workload, im->name, ts.size).c_str(),
+                          BM_Threads, im, ts.size)
+            ->Threads(t)
+            ->UseRealTime();
+    }
+  }
+  for (std::size_t size : {4 * KiB, 64 * KiB}) {
+    if (floor)
+      RegisterBenchmark(Name("prodcons", "floor", size).c_str(),
+                        BM_ProdConsFloor, size)
+          ->UseRealTime();
+    for (const zpb_impl *im : impls)
+      RegisterBenchmark(Name("prodcons", im->name, size).c_str(), BM_ProdCons,
+                        im, size)
+          ->UseRealTime();
+  }
+  for (const zpb_impl *im : impls)
+    RegisterBenchmark(Name("churn", im->name, 0).c_str(), BM_Churn, im)
+        ->MeasureProcessCPUTime();
+
+  for (const zpb_impl *im : impls)
+    RegisterBenchmark(Name("file_stream", im->name, 64 * KiB).c_str(),
+                      BM_FileStream, im);
+  for (const zpb_impl *im : impls)
+    RegisterBenchmark(Name("socket_echo", im->name, 64 * KiB).c_str(),
+                      BM_SocketEcho, im);
+}
+
+bool Selected(const std::string &list, const char *name) {
+  if (list.empty())
+    return true;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    std::size_t end = list.find(',', start);
+    if (end == std::string::npos)
+      end = list.size();
+    if (list.compare(start, end - start, name) == 0)
+      return true;
+    start = end + 1;
+  }
+  return false;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  // --quick becomes --benchmark_min_time=0.01; everything else goes to the
-  // library untouched.
   std::vector<char *> args;
-  static char quick_flag[] = "--benchmark_min_time=0.01";
-  bool json = false;
+  static char quick_time[] = "--benchmark_min_time=0.001";
+  std::string impl_list;
+  bool quick = false, list = false, min_time_given = false;
   for (int i = 0; i < argc; ++i) {
-    if (i > 0 && std::strcmp(argv[i], "--quick") == 0) {
-      args.push_back(quick_flag);
+    const char *a = argv[i];
+    if (i > 0 && std::strcmp(a, "--quick") == 0) {
+      quick = true;
       continue;
     }
-    if (std::strncmp(argv[i], "--benchmark_format=", 19) == 0)
-      json = std::strcmp(argv[i] + 19, "json") == 0;
+    if (i > 0 && std::strcmp(a, "--list-impls") == 0) {
+      list = true;
+      continue;
+    }
+    if (i > 0 && std::strncmp(a, "--impl=", 7) == 0) {
+      impl_list = a + 7;
+      continue;
+    }
+    if (std::strncmp(a, "--benchmark_min_time=", 21) == 0)
+      min_time_given = true;
     args.push_back(argv[i]);
   }
+  if (quick) {
+    g_file_bytes = 4 * MiB;
+    if (!min_time_given)
+      args.push_back(quick_time);
+  }
+
+  std::size_t count = 0;
+  const zpb_impl *all = zpb_impls(&count);
+  const bool glibc = std::strcmp(zpb_family(), "glibc") == 0;
+  if (list) {
+    if (glibc)
+      std::printf("floor\t\tone buffer: write + explicit_bzero\n");
+    for (std::size_t i = 0; i < count; ++i)
+      std::printf("%s\t%u\t%s\n", all[i].name, all[i].flags, all[i].what);
+    return 0;
+  }
+
   int nargs = static_cast<int>(args.size());
   args.push_back(nullptr);
   benchmark::Initialize(&nargs, args.data());
   if (benchmark::ReportUnrecognizedArguments(nargs, args.data()))
     return 1;
 
-  g_pool_default = zp_pool_new(nullptr);
-  zp_builder lifo{};
-  lifo.eviction_policy = ZP_EVICTION_LIFO;
-  g_pool_lifo = zp_pool_new(&lifo);
-  if (g_pool_default == nullptr || g_pool_lifo == nullptr) {
-    std::perror("zp_bench: zp_pool_new");
+  // Every selected implementation must open: fail now rather than skip
+  // each of its benchmarks.
+  std::vector<const zpb_impl *> impls;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!Selected(impl_list, all[i].name))
+      continue;
+    zpb_config defaults{};
+    void *inst = all[i].open(&defaults);
+    if (inst == nullptr) {
+      std::fprintf(stderr, "zp_bench: cannot open %s: %s\n", all[i].name,
+                   std::strerror(errno));
+      return 1;
+    }
+    all[i].close(inst);
+    impls.push_back(&all[i]);
+  }
+  const bool floor = glibc && Selected(impl_list, "floor");
+  if (impls.empty() && !floor) {
+    std::fprintf(stderr,
+                 "zp_bench: no implementation selected (%s has:", zpb_family());
+    for (std::size_t i = 0; i < count; ++i)
+      std::fprintf(stderr, " %s", all[i].name);
+    std::fprintf(stderr, ")\n");
     return 1;
   }
-
-  std::unique_ptr<benchmark::BenchmarkReporter> inner;
-  if (json) {
-    inner.reset(new benchmark::JSONReporter);
-  } else {
-    auto opts = benchmark::ConsoleReporter::OO_Tabular;
-    if (isatty(STDOUT_FILENO))
-      opts = benchmark::ConsoleReporter::OO_ColorTabular;
-    inner.reset(new benchmark::ConsoleReporter(opts));
+  benchmark::AddCustomContext("zpb_family", zpb_family());
+  // What a default zeropool resolves to on this machine, for the report.
+  if (zp_pool *pool = zp_pool_new(nullptr)) {
+    zp_builder cfg;
+    if (zp_pool_config(pool, &cfg) == 0) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf,
+                    "tls_cache_size %zu, num_shards %zu, "
+                    "max_buffers_per_shard %zu, max_pooled_bytes %zu MiB, "
+                    "eviction %s",
+                    cfg.tls_cache_size, cfg.num_shards,
+                    cfg.max_buffers_per_shard, cfg.max_pooled_bytes >> 20,
+                    cfg.eviction_policy == ZP_EVICTION_LIFO ? "lifo"
+                                                            : "clock-pro");
+      benchmark::AddCustomContext("zeropool_defaults", buf);
+    }
+    zp_pool_destroy(pool);
   }
-  CollectingReporter reporter(std::move(inner));
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  std::fflush(stdout);
-  std::cout.flush();
-  if (!reporter.Empty()) // nothing ran: --benchmark_list_tests, a filter...
-    PrintSummary(reporter, json ? stderr : stdout);
+  RegisterAll(impls, floor);
+  benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-
-  zp_pool_destroy(g_pool_lifo);
-  zp_pool_destroy(g_pool_default);
+  if (g_file_fd >= 0)
+    close(g_file_fd);
   return 0;
 }

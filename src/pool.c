@@ -296,8 +296,15 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
   zp__counter_add(&tc->puts, 1);
   zp__counter_add(&tc->bytes_zeroed, used);
   size_t held_back = tc->qlen; /* in quarantine: not in the lists */
-  if (zp__counter_get(&tc->count) - held_back >= pool->cfg.tls_cache_size)
-    zp__tcache_flush(pool, tc, cls, pool->batch);
+  if (zp__counter_get(&tc->count) - held_back >= pool->cfg.tls_cache_size) {
+    /* Full: older buffers of this class go to a shard, or, when the cache
+     * holds none, those of another class (one the thread may no longer
+     * use), so a stale size cannot keep the cache full for good. */
+    unsigned victim = cls;
+    for (unsigned c = 0; !tc->head[victim] && c < pool->classes.count; c++)
+      victim = c;
+    zp__tcache_flush(pool, tc, victim, pool->batch);
+  }
   size_t room = zp__counter_get(&tc->room);
   size_t idle = zp__counter_get(&tc->credit) - room;
   size_t cap_bytes = pool->tc_byte_cap +

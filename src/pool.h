@@ -78,6 +78,7 @@ typedef struct zp__shard {
   size_t count;      /* idle buffers, all classes */
   size_t idle_bytes; /* their capacity */
   zp__buf **head;    /* [nclasses] LIFO lists */
+  uint32_t *nbufs;   /* [nclasses] their lengths */
 } zp__shard;
 
 /* One thread's cache for one pool. Owned by its thread; linked into the

@@ -36,11 +36,13 @@ int zp__shards_init(zp_pool *pool) {
   pool->mask_words = (n + 63) / 64;
   pool->shards = zp__os_aligned_calloc(ZP__CACHE_LINE, n * sizeof(zp__shard));
   zp__buf **heads = zp__os_calloc(n * nclasses, sizeof(zp__buf *));
+  uint32_t *nbufs = zp__os_calloc(n * nclasses, sizeof(uint32_t));
   pool->nonempty =
       zp__os_calloc(nclasses * pool->mask_words, sizeof(_Atomic uint64_t));
-  if (!pool->shards || !heads || !pool->nonempty) {
+  if (!pool->shards || !heads || !nbufs || !pool->nonempty) {
     zp__os_free(pool->shards);
     zp__os_free(heads);
+    zp__os_free(nbufs);
     zp__os_free(pool->nonempty);
     pool->shards = NULL;
     pool->nonempty = NULL;
@@ -49,6 +51,7 @@ int zp__shards_init(zp_pool *pool) {
   for (size_t i = 0; i < n; i++) {
     pthread_mutex_init(&pool->shards[i].lock, NULL);
     pool->shards[i].head = heads + i * nclasses;
+    pool->shards[i].nbufs = nbufs + i * nclasses;
   }
   return 0;
 }
@@ -59,6 +62,7 @@ void zp__shards_fini(zp_pool *pool) {
   for (size_t i = 0; i < pool->cfg.num_shards; i++)
     pthread_mutex_destroy(&pool->shards[i].lock);
   zp__os_free(pool->shards[0].head);
+  zp__os_free(pool->shards[0].nbufs);
   zp__os_free(pool->shards);
   zp__os_free(pool->nonempty);
   pool->shards = NULL;
@@ -102,6 +106,7 @@ static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
   if (n) {
     sh->head[cls] = last->next;
     last->next = NULL;
+    sh->nbufs[cls] -= (uint32_t)n;
     sh->count -= n;
     sh->idle_bytes -= n * csize;
     if (!sh->head[cls])
@@ -136,6 +141,7 @@ static void shard_push(zp_pool *pool, zp__shard *sh, size_t i, zp__buf *b) {
     mark(pool, b->cls, i, true);
   b->next = sh->head[b->cls];
   sh->head[b->cls] = b;
+  sh->nbufs[b->cls]++;
   sh->count++;
   sh->idle_bytes += zp__class_size(pool, b->cls);
 }
@@ -200,6 +206,7 @@ zp__buf *zp__shards_drain(zp_pool *pool) {
       b->next = all;
       all = sh->head[c];
       sh->head[c] = NULL;
+      sh->nbufs[c] = 0;
       mark(pool, c, i, false);
     }
     zp__budget_release(pool, sh->idle_bytes);

@@ -3,6 +3,7 @@
 #include "test_util.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 static zp_pool *new_pool(const zp_builder *b) {
   zp_pool *pool = zp_pool_new(b);
@@ -95,6 +96,42 @@ static void test_huge_buffer_small_metadata(void **state) {
   if (during - before > 8 * (long long)ZP_MIB)
     fail_msg("RSS grew by %lld bytes for one untouched 64 GiB buffer",
              during - before);
+}
+
+/* A pool whose shard and thread cache are full of a size the workload no
+ * longer uses adapts to the new size: stale buffers are evicted, not every
+ * put of the new size (which would make every later get a miss). */
+static void test_stale_size_does_not_block_new_size(void **state) {
+  enum { OLD = 100, NEW = 20, ROUNDS = 200 };
+  void *b[OLD];
+  cpu_set_t set;
+  (void)state;
+  CPU_ZERO(&set);
+  CPU_SET(0, &set);
+  (void)sched_setaffinity(0, sizeof set, &set); /* one shard throughout */
+  zp_pool *pool = new_pool(NULL);
+  for (int i = 0; i < OLD; i++)
+    b[i] = zp_get(pool, 4096);
+  for (int i = 0; i < OLD; i++)
+    zp_put(pool, b[i]); /* fills the cache and the shard with 4 KiB */
+  zp_stats before = zp_test_stats(pool);
+  for (int r = 0; r < ROUNDS; r++) {
+    for (int i = 0; i < NEW; i++)
+      b[i] = zp_get(pool, 65536);
+    for (int i = 0; i < NEW; i++)
+      zp_put(pool, b[i]);
+  }
+  zp_stats after = zp_test_stats(pool);
+  uint64_t misses = after.misses - before.misses;
+  if (misses > 2 * NEW)
+    fail_msg("%llu misses over %d rounds of %d x 64 KiB: the stale 4 KiB "
+             "buffers keep the new size out",
+             (unsigned long long)misses, ROUNDS, NEW);
+  zp_pool_destroy(pool);
+  CPU_ZERO(&set);
+  for (int c = 0; c < CPU_SETSIZE && c < 1024; c++)
+    CPU_SET(c, &set);
+  (void)sched_setaffinity(0, sizeof set, &set);
 }
 
 /* max_pooled_bytes = 1 MiB, 64 outstanding 64 KiB buffers put back: at most
@@ -218,6 +255,7 @@ int main(void) {
       cmocka_unit_test(test_buffer_count_limit),
       cmocka_unit_test(test_small_buffers_share_mappings),
       cmocka_unit_test(test_one_cache_cannot_hoard_budget),
+      cmocka_unit_test(test_stale_size_does_not_block_new_size),
       cmocka_unit_test(test_huge_buffer_small_metadata),
   };
   zp_test_apply_filter();
