@@ -4,7 +4,9 @@
 #
 #   make test          check/install the Debian packages, build and run the tests
 #   make demo          Release build, then run the demo
-#   make bench         Release build, then run the benchmarks
+#   make bench         Release build, then the whole suite against every peer:
+#                      BENCHMARKS.md and docs/img/*.png (about 8 minutes)
+#   make bench-smoke   every benchmark briefly (part of ci)
 #   make asan tsan clang valgrind
 #                      the suite under ASan+UBSan, TSan, clang, valgrind
 #   make format        clang-format every source in place
@@ -16,7 +18,7 @@
 #                      doxygen when missing; not part of ci)
 #   make fuzz          the API fuzzer (libFuzzer, ASan+UBSan) in build/fuzz
 #                      for FUZZ_TIME seconds (60) over a copy of the corpus
-#   make ci            test asan tsan clang valgrind format-check, with timings
+#   make ci            every step of CI_STEPS below, with timings
 #   make clean         remove build/
 #
 # Variables: JOBS (2), CTEST_TIMEOUT (seconds per test, 600),
