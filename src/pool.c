@@ -297,9 +297,9 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
   zp__counter_add(&tc->bytes_zeroed, used);
   size_t held_back = tc->qlen; /* in quarantine: not in the lists */
   if (zp__counter_get(&tc->count) - held_back >= pool->cfg.tls_cache_size) {
-    /* Full: older buffers of this class go to a shard, or, when the cache
-     * holds none, those of another class (one the thread may no longer
-     * use), so a stale size cannot keep the cache full for good. */
+    /* Full: a batch of this class goes to a shard, or, when the cache
+     * holds none, of another class (one the thread may no longer use), so
+     * a stale size cannot keep the cache full for good. */
     unsigned victim = cls;
     for (unsigned c = 0; !tc->head[victim] && c < pool->classes.count; c++)
       victim = c;
