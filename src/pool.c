@@ -286,11 +286,10 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
   unsigned cls = b->cls;
   size_t csize = zp__class_size(pool, cls);
   zp__tcache *tc = tc_for_slow_path(pool);
-  b->next = NULL; /* a list of one for zp__shard_give */
   if (!tc) {
     zp__counter_add_shared(&pool->puts, 1);
     zp__counter_add_shared(&pool->bytes_zeroed, used);
-    zp__shard_give(pool, cls, b, 0);
+    zp__shard_give(pool, cls, b, 1, 0);
     return;
   }
   zp__counter_add(&tc->puts, 1);
@@ -343,7 +342,7 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
   }
   zp__tc_leave(tc);
   if (!fits)
-    zp__shard_give(pool, cls, b, 0);
+    zp__shard_give(pool, cls, b, 1, 0);
 }
 
 /* Reports a put of a buffer that is not out. */

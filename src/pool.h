@@ -160,9 +160,10 @@ int zp__shards_init(zp_pool *pool);
 void zp__shards_fini(zp_pool *pool);
 unsigned zp__shard_here(const zp_pool *pool);
 size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max);
-/* Gives a list of idle buffers of class cls to the current CPU's shard;
- * credit: budget bytes the caller already reserved for them. */
-void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t credit);
+/* Gives the first n buffers of list (idle, class cls) to the current CPU's
+ * shard; credit: budget bytes the caller already reserved for them. */
+void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
+                    size_t credit);
 zp__buf *zp__shards_drain(zp_pool *pool);
 bool zp__budget_reserve(zp_pool *pool, size_t bytes);
 void zp__budget_release(zp_pool *pool, size_t bytes);

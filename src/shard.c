@@ -146,13 +146,16 @@ static void shard_push(zp_pool *pool, zp__shard *sh, size_t i, zp__buf *b) {
   sh->idle_bytes += zp__class_size(pool, b->cls);
 }
 
-void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t credit) {
+void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
+                    size_t credit) {
   size_t i = zp__shard_here(pool);
   zp__shard *sh = &pool->shards[i];
   size_t csize = zp__class_size(pool, cls), nevicted = 0;
   zp__buf *evicted = NULL;
   pthread_mutex_lock(&sh->lock);
-  while (list) {
+  /* Exactly n buffers: a list's last link may be stale (a buffer fresh out
+   * of zp_put still carries the link it had in a cache). */
+  for (; n; n--) {
     zp__buf *b = list;
     list = b->next;
     bool budget = credit >= csize ? (credit -= csize, true)

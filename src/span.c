@@ -4,8 +4,8 @@
  * carved from slabs holding many buffers, so 20000 small idle buffers cost a
  * few dozen mappings, not 20000 (vm.max_map_count is 65530); larger classes
  * get one mapping per buffer, returned to the OS when the buffer is evicted.
- * Span lists and counts are guarded by pool->grow_lock; mapping a new span
- * (mmap, mlock) happens before taking it. All off the fast path.
+ * Span lists and counts are guarded by pool->grow_lock, which is also held
+ * while a new span is mapped. All off the fast path.
  */
 #include "os.h"
 #include "pagemap.h"
@@ -242,15 +242,18 @@ zp__buf *zp__span_carve(zp_pool *pool, unsigned cls) {
   pthread_mutex_lock(&pool->grow_lock);
   zp__span *s = pool->partial[cls];
   if (!s) {
-    /* Map outside the lock: mmap and mlock can take a while. */
-    pthread_mutex_unlock(&pool->grow_lock);
+    /* Mapped under the lock: slower for concurrent misses (rare), but a
+     * fork (whose handler takes this lock) never copies a span that some
+     * other thread is half-way through creating, which the child would
+     * leak. */
     bool pin_failed;
     zp__span *fresh = span_new(pool, cls, &pin_failed);
     if (pin_failed)
       zp__counter_add_shared(&pool->pin_failures, 1);
-    if (!fresh)
+    if (!fresh) {
+      pthread_mutex_unlock(&pool->grow_lock);
       return NULL;
-    pthread_mutex_lock(&pool->grow_lock);
+    }
     fresh->next = pool->spans;
     if (fresh->next)
       fresh->next->prev = fresh;

@@ -64,9 +64,9 @@ __attribute__((destructor)) static void zp__unload(void) {
     pthread_key_delete(exit_key);
 }
 
-/* Unlinks every buffer of tc into one list; the caller owns tc->credit. */
-static zp__buf *take_all(zp_pool *pool, zp__tcache *tc) {
-  zp__buf *all = NULL;
+/* Unlinks every buffer of tc onto the front of all; returns the new list.
+ * The caller owns tc->credit. */
+static zp__buf *take_all(zp_pool *pool, zp__tcache *tc, zp__buf *all) {
   for (unsigned c = 0; c < pool->classes.count; c++) {
     zp__buf *b = tc->head[c];
     if (!b)
@@ -103,7 +103,7 @@ void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max) {
   /* The buffers leave with their share of the credit: room is unchanged. */
   zp__counter_sub(&tc->count, n);
   zp__counter_sub(&tc->credit, n * csize);
-  zp__shard_give(pool, cls, head, n * csize);
+  zp__shard_give(pool, cls, head, n, n * csize);
 }
 
 /* Gives b, counted in tc, to a shard with its share of the credit. */
@@ -111,8 +111,7 @@ static void give_counted(zp_pool *pool, zp__tcache *tc, zp__buf *b) {
   size_t csize = zp__class_size(pool, b->cls);
   zp__counter_sub(&tc->count, 1);
   zp__counter_sub(&tc->credit, csize);
-  b->next = NULL;
-  zp__shard_give(pool, b->cls, b, csize);
+  zp__shard_give(pool, b->cls, b, 1, csize);
 }
 
 static void flush_all(zp_pool *pool, zp__tcache *tc) {
@@ -164,7 +163,7 @@ void zp__tcache_drop_credit(zp_pool *pool, zp__tcache *tc) {
 }
 
 void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc) {
-  zp__buf *all = take_all(pool, tc);
+  zp__buf *all = take_all(pool, tc, NULL);
   zp__tcache_drop_credit(pool, tc);
   zp__span_release(pool, all);
 }
@@ -289,13 +288,7 @@ void zp__tcaches_orphan(zp_pool *pool) {
   zp__buf *all = NULL;
   pthread_mutex_lock(&registry_lock);
   for (zp__tcache *tc = pool->caches; tc; tc = tc->reg_next) {
-    zp__buf *list = take_all(pool, tc);
-    while (list) {
-      zp__buf *b = list;
-      list = b->next;
-      b->next = all;
-      all = b;
-    }
+    all = take_all(pool, tc, all);
     atomic_store_explicit(&tc->pool, NULL, memory_order_relaxed);
   }
   pool->caches = NULL;
@@ -317,14 +310,8 @@ void zp__tcaches_drain(zp_pool *pool) {
     if (barrier || pthread_equal(tc->owner, self)) {
       while (atomic_load_explicit(&tc->active, memory_order_acquire))
         sched_yield(); /* the owner is inside one get or put: short */
-      zp__buf *list = take_all(pool, tc);
+      all = take_all(pool, tc, all);
       zp__tcache_drop_credit(pool, tc);
-      while (list) {
-        zp__buf *b = list;
-        list = b->next;
-        b->next = all;
-        all = b;
-      }
       atomic_store_explicit(&tc->drain_req, 0, memory_order_release);
     }
   }
@@ -377,7 +364,7 @@ static void fork_child(void) {
       bool mine = pthread_equal(tc->owner, self);
       if (!mine || dropped) {
         if (dropped) { /* its memory is not here: release the metadata */
-          zp__buf *list = take_all(p, tc);
+          zp__buf *list = take_all(p, tc, NULL);
           zp__tcache_drop_credit(p, tc);
           zp__span_release(p, list);
         } else {

@@ -281,14 +281,21 @@ static void test_checks_cover_recarved_slots(void **state) {
 static zp_pool *g_pool;
 static atomic_bool g_stop;
 
+/* Keeps the pool's locks busy, not only its lock-free fast path: trim takes
+ * the registry, every shard and the grow lock; stats takes them too; new
+ * sizes take the grow lock. A fork then often copies a held lock, which
+ * only the atfork handlers make safe. */
 static void *churn(void *arg) {
   (void)arg;
-  while (!atomic_load(&g_stop)) {
-    unsigned char *p = zp_get(g_pool, 4096);
+  for (size_t i = 0; !atomic_load(&g_stop); i++) {
+    unsigned char *p = zp_get(g_pool, 4096 + (i % 64) * 4096);
     if (p) {
       p[0] = 1;
       zp_put(g_pool, p);
     }
+    zp_stats s;
+    (void)zp_pool_stats(g_pool, &s);
+    (void)zp_pool_trim(g_pool);
   }
   return NULL;
 }
