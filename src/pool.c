@@ -179,7 +179,7 @@ static inline zp__buf *tc_pop(zp__tcache *tc, unsigned cls, size_t csize) {
 /* The calling thread's cache for pool, entered; NULL: go without one. */
 static zp__tcache *tc_for_slow_path(zp_pool *pool) {
   zp__tcache *tc = zp__tcache_for(pool);
-  return zp__tc_enter(pool, tc) ? tc : NULL;
+  return tc && zp__tc_enter(pool, tc) ? tc : NULL;
 }
 
 ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
@@ -277,10 +277,9 @@ ZP__SLOW static void zombie_put(zp_pool *pool, zp__span *s, zp__buf *b) {
 
 /* A put the fast path could not finish: no usable cache, a full one, or a
  * destroyed pool. b is IDLE and wiped; used bytes were wiped. */
-ZP__SLOW static void put_slow(zp_pool *pool, zp__span *s, zp__buf *b,
-                              size_t used) {
+ZP__SLOW static void put_slow(zp_pool *pool, zp__buf *b, size_t used) {
   if (atomic_load_explicit(&pool->destroyed, memory_order_relaxed)) {
-    zombie_put(pool, s, b);
+    zombie_put(pool, zp__pagemap_lookup(b->addr), b);
     return;
   }
   unsigned cls = b->cls;
@@ -357,29 +356,52 @@ ZP__SLOW __attribute__((noreturn)) static void bad_state(const void *p,
              p);
 }
 
-static inline void put_impl(zp_pool *pool, void *buf, size_t used,
-                            bool partial) {
+/* The page map's way to b: two dependent loads to the span, which then
+ * becomes the thread's cached span. The epoch is read before the lookup,
+ * so a span freed after it is not trusted later. */
+__attribute__((noinline)) static zp__buf *
+find_buf_paged(zp_pool *pool, zp__tcache *tc, const void *p) {
+  uint64_t epoch = atomic_load_explicit(&zp__span_epoch, memory_order_acquire);
   zp__span *s;
-  zp__buf *b = zp__span_find(pool, buf, &s);
-  size_t size = b->size;
-  if (!partial)
-    used = size;
-  else if (zp__unlikely(used > size) &&
-           atomic_load_explicit(&b->state, memory_order_relaxed) == ZP__OUT)
-    zp__misuse("zp_put_used(%p, %zu): used is larger than the %zu bytes "
-               "handed out",
-               buf, used, size);
-  /* A load and a store, not an exchange: a locked instruction would wait
-   * for the caller's writes to the buffer to drain (~6 ns at 1 KiB). Two
-   * puts racing on one buffer can both pass here; hand_out catches the
-   * duplicate when the second copy is popped while the first is out. */
-  int prev = atomic_load_explicit(&b->state, memory_order_relaxed);
-  if (zp__unlikely(prev != ZP__OUT))
-    bad_state(buf, prev);
-  atomic_store_explicit(&b->state, ZP__IDLE, memory_order_relaxed);
-  zp__wipe(buf, used);
+  zp__buf *b = zp__span_find(pool, p, &s);
+  if (tc != &zp__tcache_none) {
+    tc->span = s;
+    tc->span_epoch = epoch;
+  }
+  return b;
+}
+
+/* The descriptor of buffer p of pool when p is inside the thread's cached
+ * span, else NULL; aborts on a pointer into it that is not the start of one
+ * of its buffers. A pointer into the thread's cached span
+ * needs no load that depends on p (the span's fields were loaded from the
+ * cache): a cycle's critical path is then a few instructions shorter. The
+ * epoch check is enough for a valid put: the span holds a buffer that is
+ * out, so it is not freed, and the get that handed the buffer out happened
+ * after any free whose memory the span reuses. */
+static inline zp__buf *find_buf_cached(zp_pool *pool, zp__tcache *tc,
+                                       const void *p) {
+  /* The epoch first: a freed span is not even read. */
+  if (zp__unlikely(tc->span_epoch !=
+                   atomic_load_explicit(&zp__span_epoch, memory_order_relaxed)))
+    return NULL;
+  zp__span *s = tc->span;
+  size_t off = (uintptr_t)p - (uintptr_t)s->base;
+  if (zp__likely(off < s->limit && s->pool == pool)) {
+    size_t idx = (size_t)((off * s->recip) >> 48);
+    if (zp__unlikely(off != idx * s->step))
+      zp__span_bad_pointer(pool, p);
+    return &s->bufs[idx];
+  }
+  return NULL;
+}
+
+/* The second half of a put, after the wipe: into the thread cache when it
+ * has room. A separate step so that only pool, b and used live across the
+ * call to explicit_bzero (fewer registers to save on every put). */
+static inline void put_cached(zp_pool *pool, zp__buf *b, size_t used) {
   size_t csize = zp__class_size(pool, b->cls);
-  zp__track_put(pool, buf, size, csize);
+  zp__track_put(pool, b->addr, b->size, csize);
   /* A usable cache implies a live pool: destroy orphans every cache. */
   zp__tcache *tc = zp__tls_last;
   if (zp__likely(zp__tc_enter(pool, tc))) {
@@ -393,7 +415,56 @@ static inline void put_impl(zp_pool *pool, void *buf, size_t used,
     }
     zp__tc_leave(tc);
   }
-  put_slow(pool, s, b, used);
+  put_slow(pool, b, used);
+}
+
+/* The wipe and the rest of a put that wrote bytes: out of line, so that
+ * zp_put itself calls nothing on a hit (no registers to save) and this
+ * function keeps just pool, b and used across explicit_bzero. */
+__attribute__((noinline)) static void put_wipe(zp_pool *pool, zp__buf *b,
+                                               size_t used) {
+  zp__wipe(b->addr, used);
+  put_cached(pool, b, used);
+}
+
+/* Validates buf, marks it idle, then wipes and caches it. */
+static inline void put_buf(zp_pool *pool, zp__buf *b, size_t used,
+                           bool partial) {
+  size_t size = b->size;
+  if (!partial)
+    used = size;
+  else if (zp__unlikely(used > size) &&
+           atomic_load_explicit(&b->state, memory_order_relaxed) == ZP__OUT)
+    zp__misuse("zp_put_used(%p, %zu): used is larger than the %zu bytes "
+               "handed out",
+               (void *)b->addr, used, size);
+  /* A load and a store, not an exchange: a locked instruction would wait
+   * for the caller's writes to the buffer to drain (~6 ns at 1 KiB). Two
+   * puts racing on one buffer can both pass here; hand_out catches the
+   * duplicate when the second copy is popped while the first is out. */
+  int prev = atomic_load_explicit(&b->state, memory_order_relaxed);
+  if (zp__unlikely(prev != ZP__OUT))
+    bad_state(b->addr, prev);
+  atomic_store_explicit(&b->state, ZP__IDLE, memory_order_relaxed);
+  if (used)
+    put_wipe(pool, b, used);
+  else
+    put_cached(pool, b, 0);
+}
+
+/* A put whose buffer is outside the thread's cached span. */
+__attribute__((noinline)) static void put_paged(zp_pool *pool, void *buf,
+                                                size_t used, bool partial) {
+  put_buf(pool, find_buf_paged(pool, zp__tls_last, buf), used, partial);
+}
+
+static inline void put_impl(zp_pool *pool, void *buf, size_t used,
+                            bool partial) {
+  zp__buf *b = find_buf_cached(pool, zp__tls_last, buf);
+  if (zp__likely(b != NULL))
+    put_buf(pool, b, used, partial);
+  else
+    put_paged(pool, buf, used, partial);
 }
 
 void zp_put(zp_pool *pool, void *buf) {

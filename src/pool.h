@@ -94,6 +94,12 @@ typedef struct zp__tcache {
   zp__counter count;         /* idle buffers */
   zp__counter room;          /* credit - idle bytes: what a put may add */
   zp__counter hits, puts, bytes_zeroed;
+  /* The span of the last buffer put through this cache, valid while no
+   * span anywhere was freed since (zp__span_epoch): zp_put validates a
+   * pointer into it without the page map's chain of dependent loads. Only
+   * the owner reads or writes these two. */
+  zp__span *span;
+  uint64_t span_epoch;
   /* Cold. */
   zp__counter credit; /* bytes of the pool's budget this cache holds */
   zp__counter misses; /* gets = hits + misses */
@@ -168,8 +174,20 @@ zp__buf *zp__shards_drain(zp_pool *pool);
 bool zp__budget_reserve(zp_pool *pool, size_t bytes);
 void zp__budget_release(zp_pool *pool, size_t bytes);
 
+/* Bumped whenever a span is freed, before its memory goes: a thread's
+ * cached span (zp__tcache.span) is trusted only while it is unchanged. */
+extern _Atomic uint64_t zp__span_epoch;
+/* A span with no slots, the cached span of a cache that has none yet. */
+extern zp__span zp__span_none;
+
 /* tcache.c */
-extern _Thread_local zp__tcache *zp__tls_last;
+/* The calling thread's last used cache; never NULL: zp__tcache_none (a
+ * cache of no pool, which every zp__tc_enter refuses) when there is none.
+ * Initial-exec: one %fs-relative load, also from the shared library (the
+ * default model there calls __tls_get_addr on every access). */
+extern _Thread_local zp__tcache *zp__tls_last
+    __attribute__((tls_model("initial-exec")));
+extern zp__tcache zp__tcache_none;
 zp__tcache *zp__tcache_for(zp_pool *pool); /* NULL: go without a cache */
 /* Moves up to max buffers of class cls from tc to a shard. */
 void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max);
@@ -197,7 +215,7 @@ void zp__tcaches_drain(zp_pool *pool);
  * active: either it sees the owner inside, and waits, or the owner's next
  * load of drain_req sees the request. */
 static inline bool zp__tc_enter(zp_pool *pool, zp__tcache *tc) {
-  if (!tc || atomic_load_explicit(&tc->pool, memory_order_relaxed) != pool)
+  if (atomic_load_explicit(&tc->pool, memory_order_relaxed) != pool)
     return false;
   atomic_store_explicit(&tc->active, 1, memory_order_relaxed);
   atomic_signal_fence(memory_order_seq_cst);

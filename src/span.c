@@ -213,8 +213,14 @@ fail_guards:
   return NULL;
 }
 
+_Atomic uint64_t zp__span_epoch;
+zp__span zp__span_none; /* limit 0: no pointer is inside it */
+
 /* Unmaps an empty span; grow_lock held. */
 static void span_free(zp_pool *pool, zp__span *s) {
+  /* Before the span's memory can be reused: threads that cached it stop
+   * trusting the copy (see zp__tcache.span). */
+  atomic_fetch_add_explicit(&zp__span_epoch, 1, memory_order_release);
   list_unlink_partial(pool, s);
   if (s->prev)
     s->prev->next = s->next;

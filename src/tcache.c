@@ -26,7 +26,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-_Thread_local zp__tcache *zp__tls_last;
+/* Never written: its pool is NULL, so every zp__tc_enter refuses it, and
+ * its cached span has no slots. */
+zp__tcache zp__tcache_none = {.span = &zp__span_none};
+_Thread_local zp__tcache *zp__tls_last
+    __attribute__((tls_model("initial-exec"))) = &zp__tcache_none;
 static _Thread_local zp__tcache *tls_caches;
 enum { TLS_NEW, TLS_REGISTERED, TLS_EXITING };
 static _Thread_local int tls_state;
@@ -196,7 +200,7 @@ static void reap_orphans(void) {
     }
     *pp = t->thread_next;
     if (zp__tls_last == t)
-      zp__tls_last = NULL;
+      zp__tls_last = &zp__tcache_none;
     zp__os_free(t);
   }
   pthread_mutex_unlock(&registry_lock);
@@ -220,6 +224,7 @@ static zp__tcache *tcache_new(zp_pool *pool) {
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
   tc->owner = pthread_self();
   tc->qring = tc->head + pool->classes.count;
+  tc->span = &zp__span_none;
   pthread_mutex_lock(&registry_lock);
   tc->reg_next = pool->caches;
   if (tc->reg_next)
@@ -265,7 +270,7 @@ zp__tcache *zp__tcache_for(zp_pool *pool) {
 static void thread_exit(void *unused) {
   (void)unused;
   tls_state = TLS_EXITING;
-  zp__tls_last = NULL;
+  zp__tls_last = &zp__tcache_none;
   pthread_mutex_lock(&registry_lock);
   for (zp__tcache *tc = tls_caches; tc; tc = tc->thread_next) {
     zp_pool *pool = atomic_load_explicit(&tc->pool, memory_order_relaxed);

@@ -72,6 +72,43 @@ static void put_interior_large(void *arg) {
   zp_put(pool, p + ZP_MIB); /* page aligned, still interior */
 }
 
+/* The span of the last put is cached per thread: an interior pointer into
+ * it is caught on that path too. */
+static void put_interior_cached_span(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *p = child_get(pool, 1024);
+  unsigned char *q = child_get(pool, 1024); /* same slab */
+  (void)arg;
+  zp_put(pool, q); /* caches the slab's span */
+  zp_put(pool, p + 64);
+}
+
+/* A span freed by trim must not stay trusted through a thread's cached
+ * span: the stale pointer is refused as not the pool's (under ASan, a read
+ * of the freed span would be reported first). */
+static void put_after_span_freed(void *arg) {
+  zp_pool *pool = child_pool(0);
+  unsigned char *p = child_get(pool, 1024);
+  (void)arg;
+  zp_put(pool, p);
+  ZP_CHILD_CHECK(zp_pool_trim(pool) == 0); /* the slab goes to the OS */
+  zp_put(pool, p);
+}
+
+static void test_put_interior_cached_span(void **state) {
+  (void)state;
+  zp_test_expect_abort_saying(put_interior_cached_span, NULL,
+                              "zp_put(buf + 64) into the cached span",
+                              "interior pointer");
+}
+
+static void test_put_after_span_freed(void **state) {
+  (void)state;
+  zp_test_expect_abort_saying(put_after_span_freed, NULL,
+                              "zp_put of a buffer whose span was freed",
+                              "not a buffer zeropool handed out");
+}
+
 static void put_used_interior(void *arg) {
   zp_pool *pool = child_pool(0);
   unsigned char *p = child_get(pool, 65536);
@@ -256,6 +293,8 @@ int main(void) {
       cmocka_unit_test(test_put_interior_small),
       cmocka_unit_test(test_put_interior_large),
       cmocka_unit_test(test_put_used_interior),
+      cmocka_unit_test(test_put_interior_cached_span),
+      cmocka_unit_test(test_put_after_span_freed),
       cmocka_unit_test(test_double_put),
       cmocka_unit_test(test_double_put_small),
       cmocka_unit_test(test_double_put_in_shard),

@@ -213,6 +213,22 @@ static inline void zp_test_expect_abort(zp_test_child_fn fn, void *arg,
              res.output);
 }
 
+/* As zp_test_expect_abort, and the report must contain text: the misuse
+ * was recognised for what it is. */
+static inline void zp_test_expect_abort_saying(zp_test_child_fn fn, void *arg,
+                                               const char *what,
+                                               const char *text) {
+  zp_test_child_result res;
+  zp_test_run_child(fn, arg, &res);
+  if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGABRT)
+    fail_msg("%s: child did not abort (status 0x%x); stderr:\n%s", what,
+             (unsigned)res.status, res.output);
+  if (!zp_test_has_line(res.output, "zeropool:") ||
+      strstr(res.output, text) == NULL)
+    fail_msg("%s: no \"zeropool:\" line saying \"%s\"; stderr:\n%s", what, text,
+             res.output);
+}
+
 /* fn(arg) must return normally (child exit status 0). */
 static inline void zp_test_expect_survival(zp_test_child_fn fn, void *arg,
                                            const char *what) {
