@@ -3,8 +3,10 @@
  * zp_sim: replays get/put traces of a buffer pool through three eviction
  * policies under a byte budget on idle memory, and prints Markdown tables.
  *
- *   lifo      the pool's current policy (evict_lifo.c): a put that would
- *             exceed the budget releases the incoming buffer
+ *   lifo      the pool's current policy (evict_lifo.c through
+ *             zp__shard_give): a put that would exceed the budget releases
+ *             idle buffers of the class held most of (by count) until it
+ *             fits, or the incoming buffer when that class is its own
  *   clockpro  the real src/clockpro.c (compiled into this program, not a
  *             copy): idle buffers of every class share one clock
  *   belady    offline, knows the future: over budget, releases a buffer of
@@ -421,6 +423,20 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
           zp__cp_miss(&cp, o->cls);
       }
     } else if (pol == POL_LIFO) {
+      /* zp__shard_give with evict_lifo.c: while the incoming buffer does
+       * not fit, release a buffer of the class held most of (by count, the
+       * incoming class winning ties); when that is the incoming class,
+       * release the incoming buffer instead. */
+      while (idle_bytes + s > budget) {
+        unsigned most = o->cls;
+        for (unsigned c = 0; c < nc; c++)
+          if (idle[c] > idle[most])
+            most = c;
+        if (most == o->cls || !idle[most])
+          break;
+        idle[most]--;
+        idle_bytes -= csize[most];
+      }
       if (idle_bytes + s <= budget) {
         idle[o->cls]++;
         idle_bytes += s;
