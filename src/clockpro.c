@@ -339,12 +339,16 @@ static int cold_evict(zp__clockpro *cp) {
 /* ---- demand, for decay --------------------------------------------------- */
 
 /* After every operation: the peak follows bytes out up at once and down
- * by 1/2^ZP__CP_DECAY_SHIFT of the gap. */
+ * by 1/2^ZP__CP_DECAY_SHIFT of the gap (at least a byte), so any gap
+ * halves within about 2^ZP__CP_DECAY_SHIFT operations. */
 static void demand_note(zp__clockpro *cp) {
-  if (cp->out_bytes >= cp->demand_peak)
+  if (cp->out_bytes >= cp->demand_peak) {
     cp->demand_peak = cp->out_bytes;
-  else
-    cp->demand_peak -= (cp->demand_peak - cp->out_bytes) >> ZP__CP_DECAY_SHIFT;
+    return;
+  }
+  /* At least a byte: a gap under 2^SHIFT bytes would never close. */
+  size_t step = (cp->demand_peak - cp->out_bytes) >> ZP__CP_DECAY_SHIFT;
+  cp->demand_peak -= step ? step : 1;
 }
 
 static void demand_out(zp__clockpro *cp, size_t s) {
@@ -456,8 +460,7 @@ int zp__cp_victim(zp__clockpro *cp) {
   if (zp__cp_resident_bytes(cp) > cp->budget ||
       cp->nhot + cp->ncold > cp->max_resident)
     return cold_evict(cp);
-  if (cp->decay_quota &&
-      zp__cp_resident_bytes(cp) > zp__cp_idle_target(cp)) {
+  if (cp->decay_quota && zp__cp_resident_bytes(cp) > zp__cp_idle_target(cp)) {
     cp->decay_quota--;
     cp->st.decay_evictions++;
     return cold_evict(cp);

@@ -88,10 +88,10 @@ typedef struct zp__cp_entry {
 /* Counters, for statistics and tests. */
 typedef struct zp__cp_stats {
   uint64_t hits, misses, refaults, puts, rejects, evictions;
-  uint64_t promotions;   /* cold -> hot (cold hand, referenced in test) */
-  uint64_t demotions;    /* hot -> cold (hot hand, not referenced) */
-  uint64_t test_expired; /* test periods that ended without a reference */
-  uint64_t hand_steps;   /* entries the three hands passed, all together */
+  uint64_t promotions;      /* cold -> hot (cold hand, referenced in test) */
+  uint64_t demotions;       /* hot -> cold (hot hand, not referenced) */
+  uint64_t test_expired;    /* test periods that ended without a reference */
+  uint64_t hand_steps;      /* entries the three hands passed, all together */
   uint64_t credit_passes;   /* passes paid by size credit (within steps) */
   uint64_t decay_evictions; /* evictions under budget, above idle target */
 } zp__cp_stats;

@@ -315,9 +315,9 @@ typedef struct result {
   uint64_t misses, gets;
   uint64_t os_bytes;
   size_t peak_idle;
-  uint64_t hand_steps, ops;  /* CLOCK-Pro only */
-  uint64_t decay_evictions;  /* CLOCK-Pro only */
-  uint64_t misses_at_burst;  /* misses before the burst ended */
+  uint64_t hand_steps, ops;   /* CLOCK-Pro only */
+  uint64_t decay_evictions;   /* CLOCK-Pro only */
+  uint64_t misses_at_burst;   /* misses before the burst ended */
   size_t idle_after[DECAY_N]; /* idle bytes k * DECAY_EVERY ops after it */
 } result;
 
