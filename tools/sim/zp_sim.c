@@ -246,8 +246,9 @@ static void gen_scan(trace *t, size_t steps) {
 
 static void gen_burst(trace *t, size_t steps) {
   /* A small steady working set; once, a burst of 64 x 1 MiB and 256 x
-   * 64 KiB, all out together, all back; then the small set again, long
-   * enough to see whether idle memory returns to what it needs. */
+   * 64 KiB, all out together, all back; then the small set again for
+   * three times the usual length: long enough to see whether idle memory
+   * returns to what it needs. */
   stream s[] = {{4 * KIB, 0.7, 16, 64, 20000, 0},
                 {64 * KIB, 0.3, 4, 16, 13000, 0.5}};
   outset o[2] = {{0}};
@@ -263,7 +264,7 @@ static void gen_burst(trace *t, size_t steps) {
   while (om.n)
     put_random(t, mid, &om);
   t->burst_end = t->n;
-  run_streams(t, s, 2, steps - steps / 4, steps / 4, o);
+  run_streams(t, s, 2, 3 * steps, steps / 4, o);
   drain(t, s, 2, o);
   for (unsigned k = 0; k < 2; k++)
     free(o[k].ids);
@@ -309,7 +310,7 @@ enum { POL_LIFO, POL_CP, POL_OPT, NPOL };
 
 /* Idle bytes are sampled every DECAY_EVERY ops after a burst, DECAY_N
  * times. */
-enum { DECAY_EVERY = 1000, DECAY_N = 200 };
+enum { DECAY_EVERY = 1000, DECAY_N = 1000 };
 
 typedef struct result {
   uint64_t misses, gets;
@@ -676,7 +677,7 @@ int main(int argc, char **argv) {
          gains ? "yes" : "NO");
 
   /* Decay: idle bytes at fixed distances after the burst. */
-  static const size_t probe[] = {0, 1, 10, 50, 100, 150, 199};
+  static const size_t probe[] = {0, 10, 100, 200, 400, 600, 800};
   if (decay_len > DECAY_N)
     decay_len = DECAY_N;
   printf("\nIdle MiB after the burst (burst trace), by operations since it "
