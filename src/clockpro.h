@@ -21,6 +21,20 @@
  *   eviction        the cold hand picks a cold entry; the caller releases
  *                   ANY idle buffer of that class (they are interchangeable)
  *
+ * Two rules make it fit a byte budget where every get counts the same:
+ *   size credit     an entry of size s survives about budget / (16 s) hand
+ *                   passes without a reference (at most 64) before the cold
+ *                   hand evicts it or the hot hand demotes it: a small
+ *                   buffer costs little budget per get it serves, so it is
+ *                   kept longer (GreedyDual-Size's cost / size, as passes)
+ *   decay           the policy follows the bytes the caller has out; when
+ *                   idle bytes exceed what recent demand can use (the
+ *                   decaying peak of bytes out, minus bytes out now, plus
+ *                   that peak again as slack), each put may release up to
+ *                   two more entries through the same cold hand, so idle
+ *                   memory shrinks after a burst without a trim call or a
+ *                   thread
+ *
  * The caller keeps, per class, exactly as many idle buffers as the policy
  * has resident entries: every put it keeps goes through zp__cp_put, every
  * get it serves from idle buffers through zp__cp_hit, every release the
@@ -50,21 +64,36 @@ enum {
 };
 
 /* One entry: clock links (circular, in the hands' direction), links in
- * its class's list (resident or test), class and flags. 16 bytes. */
+ * its class's list (resident or test), class, flags and the hand passes it
+ * may still survive unreferenced (its size credit). 16 bytes. */
 typedef struct zp__cp_entry {
   unsigned prev : 24, cls : 8;
   unsigned next : 24, flags : 8;
-  unsigned cprev : 24, spare0 : 8;
-  unsigned cnext : 24, spare1 : 8;
+  unsigned cprev : 24, credit : 8;
+  unsigned cnext : 24, spare : 8;
 } zp__cp_entry;
+
+/* Size credit: passes = budget / (ZP__CP_CREDIT_DIV * size), at most
+ * ZP__CP_CREDIT_MAX (which bounds the passes one reference pays for). */
+#define ZP__CP_CREDIT_DIV 16u
+#define ZP__CP_CREDIT_MAX 64u
+/* Decay: the demand peak moves toward the bytes out by 1/2^SHIFT of the
+ * gap per operation (a time constant of about 262k operations, longer than
+ * the slowest demand cycle of the simulator's traces: a shorter one
+ * releases buffers a cycle's next rise needs); each put may release up to
+ * ZP__CP_DECAY_PER_PUT entries above the idle target. */
+#define ZP__CP_DECAY_SHIFT 18u
+#define ZP__CP_DECAY_PER_PUT 2u
 
 /* Counters, for statistics and tests. */
 typedef struct zp__cp_stats {
   uint64_t hits, misses, refaults, puts, rejects, evictions;
-  uint64_t promotions;   /* cold -> hot (cold hand, referenced in test) */
-  uint64_t demotions;    /* hot -> cold (hot hand, not referenced) */
-  uint64_t test_expired; /* test periods that ended without a reference */
-  uint64_t hand_steps;   /* entries the three hands passed, all together */
+  uint64_t promotions;      /* cold -> hot (cold hand, referenced in test) */
+  uint64_t demotions;       /* hot -> cold (hot hand, not referenced) */
+  uint64_t test_expired;    /* test periods that ended without a reference */
+  uint64_t hand_steps;      /* entries the three hands passed, all together */
+  uint64_t credit_passes;   /* passes paid by size credit (within steps) */
+  uint64_t decay_evictions; /* evictions under budget, above idle target */
 } zp__cp_stats;
 
 typedef struct zp__clockpro {
@@ -86,6 +115,10 @@ typedef struct zp__clockpro {
   size_t hot_bytes, cold_bytes, test_bytes;
   size_t nhot, ncold, ntest;
   uint32_t hand_hot, hand_cold, hand_test;
+  /* Demand, for decay: bytes the caller has out (gets minus puts, as far
+   * as this instance saw them), and their peak, decaying toward them. */
+  size_t out_bytes, demand_peak;
+  unsigned decay_quota; /* decay evictions the current put may still do */
   zp__cp_stats st;
 } zp__clockpro;
 
@@ -113,7 +146,8 @@ bool zp__cp_miss(zp__clockpro *cp, unsigned cls);
 bool zp__cp_put(zp__clockpro *cp, unsigned cls);
 
 /* The class of an idle buffer the caller must release now (any buffer of
- * that class), or -1 when resident bytes and entries are within limits. */
+ * that class), or -1 when resident bytes and entries are within limits and,
+ * after the put's few decay releases, nothing more is due. */
 int zp__cp_victim(zp__clockpro *cp);
 
 /* Forgets every resident entry (the caller released all idle buffers, as
@@ -124,6 +158,10 @@ void zp__cp_drop_resident(zp__clockpro *cp);
 static inline size_t zp__cp_resident_bytes(const zp__clockpro *cp) {
   return cp->hot_bytes + cp->cold_bytes;
 }
+
+/* Idle bytes recent demand can use: what decay shrinks resident bytes
+ * toward (never above the budget). */
+size_t zp__cp_idle_target(const zp__clockpro *cp);
 
 /* Checks every invariant by walking the whole structure: O(entries), for
  * tests. NULL when all hold, else what failed. */

@@ -18,6 +18,10 @@ static void fx_init(fixture *fx, size_t budget, size_t max_resident) {
   assert_non_null(fx->mem);
   assert_int_equal(
       zp__cp_init(&fx->cp, fx->mem, sizes, 3, budget, max_resident), 0);
+  /* These tests put buffers they never got: with no demand seen, decay
+   * would release every one of them. A peak far above any budget keeps
+   * decay out of the rules under test; the decay tests reset it. */
+  fx->cp.demand_peak = (size_t)1 << 40;
 }
 
 static void check(const zp__clockpro *cp) {
@@ -148,7 +152,7 @@ static void test_reference_promotes_in_test(void **state) {
 static void test_hot_hand_demotes_and_ends_tests(void **state) {
   (void)state;
   fixture fx;
-  size_t budget = 16 * 4096;
+  size_t budget = 15 * 4096; /* under 16 pages: no size credit */
   fx_init(&fx, budget, 64);
   zp__clockpro *cp = &fx.cp;
   cp->out_fault[0] = 1;
@@ -214,6 +218,131 @@ static void test_count_limit(void **state) {
   free(fx.mem);
 }
 
+/* Size credit at the cold hand: an unreferenced 4 KiB entry with credit is
+ * passed (one credit spent) and the 64 KiB entry after it, with none, is
+ * evicted; without the rule the oldest entry, the small one, would go. */
+static void test_size_credit_spares_small_cold(void **state) {
+  (void)state;
+  fixture fx;
+  size_t budget = 64 * 4096; /* 4 KiB: 4 passes; 64 KiB: none */
+  fx_init(&fx, budget, 64);
+  zp__clockpro *cp = &fx.cp;
+  put(cp, 0, NULL); /* A, 4 KiB, the oldest: under the cold hand */
+  uint32_t a = cp->res_head[0];
+  assert_int_equal(cp->e[a].credit, 4);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(put(cp, 2, NULL), 0); /* 196 KiB */
+  int first = -1;
+  assert_int_equal(put(cp, 2, &first), 1); /* 260 KiB: one must go */
+  assert_int_equal(first, 2);
+  assert_int_equal(cp->res_count[0], 1);
+  assert_int_equal(cp->e[a].credit, 3);
+  assert_int_equal(cp->st.credit_passes, 1);
+  free(fx.mem);
+}
+
+/* Size credit at the hot hand: an unreferenced hot 4 KiB entry with credit
+ * is passed, the hot 64 KiB entry after it is demoted; without the rule
+ * the small one would be demoted first and the large one too. */
+static void test_size_credit_spares_small_hot(void **state) {
+  (void)state;
+  fixture fx;
+  size_t budget = 64 * 4096;
+  fx_init(&fx, budget, 64);
+  zp__clockpro *cp = &fx.cp;
+  cp->out_fault[0] = 1;
+  put(cp, 0, NULL); /* H: hot 4 KiB, credit 4, under the hot hand */
+  uint32_t h = cp->res_head[0];
+  cp->out_fault[2] = 1;
+  put(cp, 2, NULL); /* G: hot 64 KiB, credit 0 */
+  uint32_t g = cp->res_head[2];
+  cp->cold_target = budget - 65536; /* room for 64 KiB of hot entries */
+  cp->out_fault[0] = 1;
+  put(cp, 0, NULL); /* 72 KiB hot: the hot hand must demote */
+  assert_true(cp->e[h].flags & ZP__CP_HOT);
+  assert_int_equal(cp->e[h].credit, 3);
+  assert_false(cp->e[g].flags & ZP__CP_HOT);
+  assert_int_equal(cp->st.demotions, 1);
+  assert_int_equal(cp->hot_bytes, 2 * 4096);
+  free(fx.mem);
+}
+
+/* Credit is granted again when the hot hand clears a reference bit and
+ * when it demotes an entry (a fresh start as cold). */
+static void test_size_credit_regranted(void **state) {
+  (void)state;
+  fixture fx;
+  size_t budget = 64 * 4096;
+  fx_init(&fx, budget, 64);
+  zp__clockpro *cp = &fx.cp;
+  cp->out_hot[0] = 1;
+  put(cp, 0, NULL); /* K: hot, referenced */
+  uint32_t k = cp->res_head[0];
+  cp->out_fault[0] = 1;
+  put(cp, 0, NULL); /* H: hot, unreferenced */
+  uint32_t h = cp->res_head[0];
+  cp->e[k].credit = 0; /* as if spent */
+  cp->e[h].credit = 0;
+  cp->cold_target = budget - 2 * 4096; /* room for two hot 4 KiB */
+  cp->out_fault[0] = 1;
+  put(cp, 0, NULL); /* three hot: K's bit cleared, H demoted */
+  check(cp);
+  assert_int_equal(cp->e[k].flags & (ZP__CP_HOT | ZP__CP_REF), ZP__CP_HOT);
+  assert_int_equal(cp->e[k].credit, 4);
+  assert_false(cp->e[h].flags & ZP__CP_HOT);
+  assert_int_equal(cp->e[h].credit, 4);
+  free(fx.mem);
+}
+
+/* Decay: under the budget, once idle bytes exceed what recent demand can
+ * use, each put releases at most two entries, until idle bytes are back
+ * within the target; while they are within it, nothing is released. */
+static void test_decay_follows_demand(void **state) {
+  (void)state;
+  fixture fx;
+  size_t budget = 256 * 4096;
+  fx_init(&fx, budget, 256);
+  zp__clockpro *cp = &fx.cp;
+  cp->demand_peak = 0;
+  /* A burst: 40 buffers out, then all back. Recent demand can use all of
+   * them: nothing is released. */
+  for (int i = 0; i < 40; i++)
+    assert_false(zp__cp_miss(cp, 0));
+  assert_int_equal(cp->out_bytes, 40 * 4096);
+  assert_int_equal(cp->demand_peak, 40 * 4096);
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(put(cp, 0, NULL), 0);
+  assert_int_equal(zp__cp_resident_bytes(cp), 40 * 4096);
+  assert_int_equal(cp->st.decay_evictions, 0);
+  /* Then one buffer at a time: the peak decays toward it, the target
+   * falls below the idle bytes and puts start to release, two at most. */
+  size_t steps = 0;
+  while (cp->st.decay_evictions == 0 && steps < 1000000) {
+    zp__cp_hit(cp, 0);
+    assert_true(zp__cp_put(cp, 0));
+    int n = 0;
+    while (zp__cp_victim(cp) >= 0)
+      n++;
+    assert_true(n <= 1); /* the first release */
+    steps++;
+  }
+  check(cp);
+  assert_true(cp->st.decay_evictions > 0);
+  assert_true(steps > 10000); /* not before demand has stayed low */
+  for (size_t i = 0; i < 300000; i++) {
+    zp__cp_hit(cp, 0);
+    assert_true(zp__cp_put(cp, 0));
+    int n = 0;
+    while (zp__cp_victim(cp) >= 0)
+      n++;
+    assert_true(n <= (int)ZP__CP_DECAY_PER_PUT);
+  }
+  check(cp);
+  assert_true(zp__cp_resident_bytes(cp) <= zp__cp_idle_target(cp) + 4096);
+  assert_true(zp__cp_resident_bytes(cp) < 20 * 4096);
+  free(fx.mem);
+}
+
 /* Random traces: the caller's per-class idle counts always equal the
  * policy's resident entries, resident bytes stay within budget after each
  * put, test entries stay bounded, every invariant of zp__cp_check holds. */
@@ -227,6 +356,7 @@ static void test_property_random_traces(void **state) {
     fixture fx;
     fx_init(&fx, budget, maxres);
     zp__clockpro *cp = &fx.cp;
+    cp->demand_peak = 0; /* decay on, as in use */
     uint32_t idle[3] = {0, 0, 0}, out[3] = {0, 0, 0};
     for (size_t i = 0; i < ops; i++) {
       x ^= x << 13;
@@ -282,6 +412,10 @@ int main(void) {
       cmocka_unit_test(test_hot_hand_demotes_and_ends_tests),
       cmocka_unit_test(test_all_hot_and_reject),
       cmocka_unit_test(test_count_limit),
+      cmocka_unit_test(test_size_credit_spares_small_cold),
+      cmocka_unit_test(test_size_credit_spares_small_hot),
+      cmocka_unit_test(test_size_credit_regranted),
+      cmocka_unit_test(test_decay_follows_demand),
       cmocka_unit_test(test_property_random_traces),
   };
   zp_test_apply_filter();

@@ -3,8 +3,10 @@
  * zp_sim: replays get/put traces of a buffer pool through three eviction
  * policies under a byte budget on idle memory, and prints Markdown tables.
  *
- *   lifo      the pool's current policy (evict_lifo.c): a put that would
- *             exceed the budget releases the incoming buffer
+ *   lifo      the pool's current policy (evict_lifo.c through
+ *             zp__shard_give): a put that would exceed the budget releases
+ *             idle buffers of the class held most of (by count) until it
+ *             fits, or the incoming buffer when that class is its own
  *   clockpro  the real src/clockpro.c (compiled into this program, not a
  *             copy): idle buffers of every class share one clock
  *   belady    offline, knows the future: over budget, releases a buffer of
@@ -16,9 +18,17 @@
  * takes the class size from the OS. Budgets are fractions of the peak idle
  * bytes the trace reaches when nothing is ever released.
  *
- * Usage: zp_sim [--quick] [--check]
+ * Decay: the burst trace ends a burst at a known operation; the second
+ * table gives each policy's idle bytes at fixed distances after it (LIFO
+ * never releases an idle buffer under its budget, so its idle bytes cannot
+ * fall; CLOCK-Pro's decay should bring them down to what demand uses).
+ *
+ * Usage: zp_sim [--quick] [--check] [--data PREFIX]
  *   --quick  shorter traces (a smoke test)
  *   --check  exit 1 unless CLOCK-Pro is within 1 % of LIFO everywhere
+ *   --data   also write PREFIX-misses.dat (misses per trace and budget)
+ *            and PREFIX-decay.dat (idle bytes after the burst, sampled),
+ *            which tools/sim/clockpro.gp plots
  */
 #include "clockpro.h"
 #include "size_class.h"
@@ -47,6 +57,7 @@ typedef struct trace {
   op *ops;
   size_t n, cap;
   uint32_t next_id;
+  size_t burst_end; /* op index the burst ends at; 0: no burst */
 } trace;
 
 static zp__size_classes g_sc;
@@ -233,6 +244,34 @@ static void gen_scan(trace *t, size_t steps) {
     free(o[k].ids);
 }
 
+static void gen_burst(trace *t, size_t steps) {
+  /* A small steady working set; once, a burst of 64 x 1 MiB and 256 x
+   * 64 KiB, all out together, all back; then the small set again for
+   * three times the usual length: long enough to see whether idle memory
+   * returns to what it needs. */
+  stream s[] = {{4 * KIB, 0.7, 16, 64, 20000, 0},
+                {64 * KIB, 0.3, 4, 16, 13000, 0.5}};
+  outset o[2] = {{0}};
+  run_streams(t, s, 2, steps / 4, 0, o);
+  unsigned big = cls_of(MIB), mid = cls_of(64 * KIB);
+  outset ob = {0}, om = {0};
+  for (unsigned i = 0; i < 64; i++)
+    get(t, big, &ob);
+  for (unsigned i = 0; i < 256; i++)
+    get(t, mid, &om);
+  while (ob.n)
+    put_random(t, big, &ob);
+  while (om.n)
+    put_random(t, mid, &om);
+  t->burst_end = t->n;
+  run_streams(t, s, 2, 3 * steps, steps / 4, o);
+  drain(t, s, 2, o);
+  for (unsigned k = 0; k < 2; k++)
+    free(o[k].ids);
+  free(ob.ids);
+  free(om.ids);
+}
+
 static void gen_bursty(trace *t, size_t steps) {
   /* A producer gets a burst of buffers of one size; a consumer puts the
    * oldest ones (FIFO), some of the queue each time. */
@@ -269,11 +308,18 @@ static void gen_bursty(trace *t, size_t steps) {
 
 enum { POL_LIFO, POL_CP, POL_OPT, NPOL };
 
+/* Idle bytes are sampled every DECAY_EVERY ops after a burst, DECAY_N
+ * times. */
+enum { DECAY_EVERY = 1000, DECAY_N = 1000 };
+
 typedef struct result {
   uint64_t misses, gets;
   uint64_t os_bytes;
   size_t peak_idle;
-  uint64_t hand_steps, ops; /* CLOCK-Pro only */
+  uint64_t hand_steps, ops;   /* CLOCK-Pro only */
+  uint64_t decay_evictions;   /* CLOCK-Pro only */
+  uint64_t misses_at_burst;   /* misses before the burst ended */
+  size_t idle_after[DECAY_N]; /* idle bytes k * DECAY_EVERY ops after it */
 } result;
 
 /* Belady's look-ahead: for class k, P_k(t) = gets - puts of class k in
@@ -421,6 +467,20 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
           zp__cp_miss(&cp, o->cls);
       }
     } else if (pol == POL_LIFO) {
+      /* zp__shard_give with evict_lifo.c: while the incoming buffer does
+       * not fit, release a buffer of the class held most of (by count, the
+       * incoming class winning ties); when that is the incoming class,
+       * release the incoming buffer instead. */
+      while (idle_bytes + s > budget) {
+        unsigned most = o->cls;
+        for (unsigned c = 0; c < nc; c++)
+          if (idle[c] > idle[most])
+            most = c;
+        if (most == o->cls || !idle[most])
+          break;
+        idle[most]--;
+        idle_bytes -= csize[most];
+      }
       if (idle_bytes + s <= budget) {
         idle[o->cls]++;
         idle_bytes += s;
@@ -465,10 +525,18 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
     }
     if (idle_bytes > r.peak_idle)
       r.peak_idle = idle_bytes;
+    if (t->burst_end && i + 1 >= t->burst_end &&
+        (i + 1 - t->burst_end) % DECAY_EVERY == 0 &&
+        (i + 1 - t->burst_end) / DECAY_EVERY < DECAY_N) {
+      if (i + 1 == t->burst_end)
+        r.misses_at_burst = r.misses;
+      r.idle_after[(i + 1 - t->burst_end) / DECAY_EVERY] = idle_bytes;
+    }
   }
   if (pol == POL_CP) {
     r.hand_steps = cp.st.hand_steps;
     r.ops = t->n;
+    r.decay_evictions = cp.st.decay_evictions;
     free(mem);
   }
   free(idle);
@@ -483,15 +551,33 @@ static double mib(uint64_t b) { return (double)b / (double)MIB; }
 
 int main(int argc, char **argv) {
   bool quick = false, check = false;
+  const char *data = NULL;
   for (int a = 1; a < argc; a++) {
     if (!strcmp(argv[a], "--quick"))
       quick = true;
     else if (!strcmp(argv[a], "--check"))
       check = true;
+    else if (!strcmp(argv[a], "--data") && a + 1 < argc)
+      data = argv[++a];
     else {
-      fprintf(stderr, "usage: zp_sim [--quick] [--check]\n");
+      fprintf(stderr, "usage: zp_sim [--quick] [--check] [--data PREFIX]\n");
       return 2;
     }
+  }
+  FILE *fmiss = NULL, *fdecay = NULL;
+  if (data) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s-misses.dat", data);
+    fmiss = fopen(path, "w");
+    snprintf(path, sizeof path, "%s-decay.dat", data);
+    fdecay = fopen(path, "w");
+    if (!fmiss || !fdecay) {
+      perror(path);
+      return 2;
+    }
+    fprintf(fmiss, "# trace budget_fraction lifo clockpro belady\n");
+    fprintf(fdecay, "# ops_after_burst then idle MiB LIFO, CLOCK-Pro at "
+                    "budget fractions 1/4, 1/2, 1\n");
   }
   zp__size_classes_init(&g_sc, 4 * KIB);
   size_t steps = quick ? 30000 : 300000;
@@ -512,10 +598,19 @@ int main(int argc, char **argv) {
        "producer bursts (geometric, mean 32) of one size, FIFO "
        "consumer",
        gen_bursty, false},
+      {"burst",
+       "4+64 KiB steady; once, 64 x 1 MiB and 256 x 64 KiB out together "
+       "and back; steady again",
+       gen_burst, false},
   };
   static const double frac[] = {0.0625, 0.125, 0.25, 0.5, 1.0};
   const unsigned nfrac = sizeof frac / sizeof frac[0];
   bool within_1pct = true, gains = true;
+  /* The burst trace's results at the budgets the decay table shows. */
+  enum { NDECAY = 3 };
+  static const double decay_frac[NDECAY] = {0.25, 0.5, 1.0};
+  result decay[NDECAY][NPOL];
+  size_t decay_budget[NDECAY] = {0}, decay_len = 0;
 
   printf("| trace | budget | LIFO misses | CLOCK-Pro misses | Belady misses "
          "| CLOCK-Pro vs LIFO | OS MiB LIFO / CP / Belady "
@@ -554,7 +649,20 @@ int main(int argc, char **argv) {
              mib(r[POL_OPT].os_bytes), mib(r[POL_LIFO].peak_idle),
              mib(r[POL_CP].peak_idle), mib(r[POL_OPT].peak_idle),
              (double)r[POL_CP].hand_steps / (double)r[POL_CP].ops);
+      if (fmiss)
+        fprintf(fmiss, "%s %g %llu %llu %llu\n", t.name, frac[fi],
+                (unsigned long long)r[POL_LIFO].misses,
+                (unsigned long long)r[POL_CP].misses,
+                (unsigned long long)r[POL_OPT].misses);
+      for (unsigned d = 0; t.burst_end && d < NDECAY; d++)
+        if (frac[fi] == decay_frac[d]) {
+          memcpy(decay[d], r, sizeof r);
+          decay_budget[d] = budget;
+          decay_len = (t.n - t.burst_end) / DECAY_EVERY;
+        }
     }
+    if (fmiss)
+      fprintf(fmiss, "\n\n"); /* one gnuplot data block per trace */
     future_free(&fut);
     free(t.ops);
   }
@@ -567,5 +675,43 @@ int main(int argc, char **argv) {
   printf("CLOCK-Pro >= 20 %% fewer misses than LIFO on mixed, phase, scan at "
          "budgets <= 1/4: %s\n",
          gains ? "yes" : "NO");
+
+  /* Decay: idle bytes at fixed distances after the burst. */
+  static const size_t probe[] = {0, 10, 100, 200, 400, 600, 800};
+  if (decay_len > DECAY_N)
+    decay_len = DECAY_N;
+  printf("\nIdle MiB after the burst (burst trace), by operations since it "
+         "ended:\n\n| budget | policy |");
+  for (size_t k = 0; k < sizeof probe / sizeof probe[0]; k++)
+    if (probe[k] < decay_len)
+      printf(" +%zuk |", probe[k]);
+  printf(" misses after the burst | decay releases |\n|---|---|");
+  for (size_t k = 0; k < sizeof probe / sizeof probe[0]; k++)
+    if (probe[k] < decay_len)
+      printf("---|");
+  printf("---|---|\n");
+  for (unsigned d = 0; d < NDECAY; d++)
+    for (int p = POL_LIFO; p <= POL_CP; p++) {
+      const result *r = &decay[d][p];
+      printf("| %.1f MiB (%g) | %s |", mib(decay_budget[d]), decay_frac[d],
+             p == POL_LIFO ? "LIFO" : "CLOCK-Pro");
+      for (size_t k = 0; k < sizeof probe / sizeof probe[0]; k++)
+        if (probe[k] < decay_len)
+          printf(" %.2f |", mib(r->idle_after[probe[k]]));
+      printf(" %llu | %llu |\n",
+             (unsigned long long)(r->misses - r->misses_at_burst),
+             (unsigned long long)r->decay_evictions);
+    }
+  if (fdecay) {
+    for (size_t k = 0; k < decay_len; k++) {
+      fprintf(fdecay, "%zu", k * DECAY_EVERY);
+      for (unsigned d = 0; d < NDECAY; d++)
+        fprintf(fdecay, " %.3f %.3f", mib(decay[d][POL_LIFO].idle_after[k]),
+                mib(decay[d][POL_CP].idle_after[k]));
+      fprintf(fdecay, "\n");
+    }
+    fclose(fdecay);
+    fclose(fmiss);
+  }
   return check && !within_1pct ? 1 : 0;
 }
