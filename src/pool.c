@@ -39,7 +39,12 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
   pool->shard_mask = cfg.num_shards - 1;
   pool->eviction = &zp__eviction_lifo;
   zp__size_classes_init(&pool->classes, cfg.min_buffer_size);
-  pool->batch = cfg.tls_cache_size / 2 ? cfg.tls_cache_size / 2 : 1;
+  /* Half a cache per refill or flush, but at most half a shard: a flush
+   * larger than a shard keeps would evict the rest on arrival. */
+  size_t batch = cfg.tls_cache_size / 2;
+  if (batch > cfg.max_buffers_per_shard / 2)
+    batch = cfg.max_buffers_per_shard / 2;
+  pool->batch = batch ? batch : 1;
   /* One cache may hold a share of the budget: half of it spread over as
    * many caches as there are shards, but always room for one buffer. */
   pool->tc_byte_cap = cfg.max_pooled_bytes / (2 * cfg.num_shards);

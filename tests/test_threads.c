@@ -118,7 +118,7 @@ static void produce(queue *q, size_t n) {
 
 /* One thread gets, another puts: after a warm-up at least 99% of the
  * producer's gets are hits (buffers freed on another thread are found). */
-static void check_producer_consumer(size_t size) {
+static void check_producer_consumer(size_t size, const zp_builder *cfg) {
   /* static: should an assert fail in produce(), the consumer keeps waiting
    * on live memory rather than on a dead stack frame. */
   static queue q;
@@ -134,7 +134,7 @@ static void check_producer_consumer(size_t size) {
   pthread_cond_init(&q.not_empty, NULL);
   pthread_cond_init(&q.not_full, NULL);
   pthread_cond_init(&q.drained, NULL);
-  q.pool = zp_pool_new(NULL);
+  q.pool = zp_pool_new(cfg);
   q.size = size;
   assert_non_null(q.pool);
   atomic_store(&g_errors, 0);
@@ -183,12 +183,24 @@ static void check_producer_consumer(size_t size) {
 
 static void test_producer_consumer_4k(void **state) {
   (void)state;
-  check_producer_consumer(4096);
+  check_producer_consumer(4096, NULL);
 }
 
 static void test_producer_consumer_64k(void **state) {
   (void)state;
-  check_producer_consumer(65536);
+  check_producer_consumer(65536, NULL);
+}
+
+/* A thread cache larger than a shard: a flush must not carry more buffers
+ * than a shard keeps (half of a 256-buffer cache into a 64-buffer shard
+ * evicted half of every flush: 50 % misses). */
+static void test_producer_consumer_cache_larger_than_shard(void **state) {
+  zp_builder cfg;
+  (void)state;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.tls_cache_size = 256;
+  cfg.max_buffers_per_shard = 64;
+  check_producer_consumer(4096, &cfg);
 }
 
 /* ---- (b) thread exit returns the thread's cache to the pool ------------- */
@@ -561,6 +573,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_producer_consumer_4k),
       cmocka_unit_test(test_producer_consumer_64k),
+      cmocka_unit_test(test_producer_consumer_cache_larger_than_shard),
       cmocka_unit_test(test_thread_exit_flushes_small),
       cmocka_unit_test(test_thread_exit_flushes_many),
       cmocka_unit_test(test_no_bleed_between_pools),
