@@ -444,11 +444,12 @@ static void new_pool(int slot) {
   draw_builder(&b);
   trace("new slot %d min %zu shards %zu tls %zu per_shard %zu budget %zu "
         "verify %d zero %d pinned %d strict %d fork %d backing %d guard %d "
-        "quarantine %zu",
+        "quarantine %zu eviction %d",
         slot, b.min_buffer_size, b.num_shards, b.tls_cache_size,
         b.max_buffers_per_shard, b.max_pooled_bytes, (int)b.verify_on_get,
         (int)b.zero_on_get, (int)b.pinned_memory, (int)b.pin_policy,
-        (int)b.fork_policy, (int)b.backing, (int)b.guard_pages, b.quarantine);
+        (int)b.fork_policy, (int)b.backing, (int)b.guard_pages, b.quarantine,
+        (int)b.eviction_policy);
   const char *bad = NULL;
   FZ_EQ("zp_builder_validate", zp_builder_validate(&b, &bad), 0);
   zp_pool *pool = zp_pool_new(&b);
