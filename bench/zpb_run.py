@@ -568,7 +568,7 @@ class Report:
             same = info["zp_defaults"].endswith("eviction lifo")
             w("- zeropool's defaults on this machine: %s.%s" % (
                 info["zp_defaults"],
-                " The default policy (CLOCK-Pro) resolves to LIFO today, so "
+                " The default policy is LIFO today, so "
                 "`zeropool` and `zeropool-lifo` run the same code: the gap "
                 "between their rows is a direct measure of the noise%s." %
                 self.noise() if same else ""))

@@ -63,7 +63,7 @@ static void *pool_open_with(const zpb_config *cfg, zp_eviction eviction) {
 }
 
 static void *pool_open(const zpb_config *cfg) {
-  return pool_open_with(cfg, ZP_EVICTION_CLOCK_PRO); /* the default */
+  return pool_open_with(cfg, ZP_EVICTION_DEFAULT);
 }
 
 static void *pool_open_lifo(const zpb_config *cfg) {

@@ -68,12 +68,19 @@ extern "C" {
 /* A pool. Opaque; thread-safe (see the threading contract above). */
 typedef struct zp_pool zp_pool;
 
-/* Which idle buffers a pool releases when a limit is reached.
- * ZP_EVICTION_CLOCK_PRO is accepted but, until CLOCK-Pro lands, resolves to
- * LIFO; zp_pool_config() always reports the policy really in effect. */
+/* Which idle buffers a pool keeps and which it releases. zp_pool_config()
+ * reports the policy in effect (never ZP_EVICTION_DEFAULT). */
 typedef enum zp_eviction {
-  ZP_EVICTION_CLOCK_PRO = 0,
-  ZP_EVICTION_LIFO = 1
+  ZP_EVICTION_DEFAULT = 0, /* the library's choice: LIFO today */
+  ZP_EVICTION_LIFO = 1,    /* keeps every idle buffer while the limits
+                              allow; at a limit releases one of the class
+                              the shard holds most of */
+  ZP_EVICTION_CLOCK_PRO =
+      2 /* CLOCK-Pro per shard: capacity of a size
+           that is reused stays, capacity nobody asks
+           for is released first at a limit, and idle
+           memory decays toward what the workload uses
+           without zp_pool_trim (see docs/architecture.md) */
 } zp_eviction;
 
 /* Checking, on get, that an idle buffer is still all zero: a write through a

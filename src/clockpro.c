@@ -469,6 +469,10 @@ int zp__cp_victim(zp__clockpro *cp) {
   return -1;
 }
 
+int zp__cp_victim_force(zp__clockpro *cp) {
+  return cp->nhot + cp->ncold ? cold_evict(cp) : -1;
+}
+
 void zp__cp_drop_resident(zp__clockpro *cp) {
   for (unsigned c = 0; c < cp->nclasses; c++) {
     while (cp->res_head[c] != NIL) {

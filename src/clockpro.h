@@ -150,6 +150,12 @@ bool zp__cp_put(zp__clockpro *cp, unsigned cls);
  * after the put's few decay releases, nothing more is due. */
 int zp__cp_victim(zp__clockpro *cp);
 
+/* The class of an idle buffer to release although the limits hold (the
+ * pool's shared byte budget is short, or idle memory decays): the cold hand
+ * evicts one cold unreferenced entry, demoting a hot one first when no cold
+ * entry is left. -1 when nothing is resident. */
+int zp__cp_victim_force(zp__clockpro *cp);
+
 /* Forgets every resident entry (the caller released all idle buffers, as
  * zp_pool_trim does); test entries stay. */
 void zp__cp_drop_resident(zp__clockpro *cp);

@@ -11,7 +11,8 @@
  *   max_pooled_bytes      16 MiB x cores, at least 64 MiB, at most RAM / 8
  *                         (but never below one min_buffer_size)
  *   min_buffer_size       4 KiB (one page)
- *   eviction_policy       LIFO (CLOCK-Pro resolves to LIFO until it lands)
+ *   eviction_policy       LIFO for now (ZP__DEFAULT_EVICTION below: making
+ *                         CLOCK-Pro the default is that one line)
  */
 #include "zp_testing.h"
 
@@ -20,6 +21,9 @@
 #include <errno.h>
 
 #define MIB ((size_t)1 << 20)
+
+/* What ZP_EVICTION_DEFAULT resolves to. */
+#define ZP__DEFAULT_EVICTION ZP_EVICTION_LIFO
 
 static size_t next_pow2(size_t n) {
   size_t p = 1;
@@ -57,7 +61,8 @@ int zp__config_resolve(const zp__topology *t, const zp_builder *in,
   size_t min_size = b.min_buffer_size ? b.min_buffer_size : 4096;
   ZP_CHECK(!b.max_pooled_bytes || b.max_pooled_bytes >= min_size,
            "max_pooled_bytes");
-  ZP_CHECK(b.eviction_policy == ZP_EVICTION_CLOCK_PRO ||
+  ZP_CHECK(b.eviction_policy == ZP_EVICTION_DEFAULT ||
+               b.eviction_policy == ZP_EVICTION_CLOCK_PRO ||
                b.eviction_policy == ZP_EVICTION_LIFO,
            "eviction_policy");
   ZP_CHECK(b.verify_on_get <= ZP_VERIFY_FULL, "verify_on_get");
@@ -92,7 +97,8 @@ int zp__config_resolve(const zp__topology *t, const zp_builder *in,
     b.max_pooled_bytes = budget < min_size ? min_size : budget;
   }
   b.min_buffer_size = min_size;
-  b.eviction_policy = ZP_EVICTION_LIFO;
+  if (b.eviction_policy == ZP_EVICTION_DEFAULT)
+    b.eviction_policy = ZP__DEFAULT_EVICTION;
   *out = b;
   return 0;
 }

@@ -5,24 +5,28 @@
  * own class: a shard full of a size the workload no longer uses makes room
  * for the sizes it does use instead of turning every put of them into an
  * eviction (and every get into a miss). O(classes) on the eviction path,
- * which also unmaps memory; nothing on the fast path. */
+ * which also unmaps memory; nothing on the fast path. It keeps no state:
+ * below the limits it never releases anything. */
 #include "eviction.h"
 
 #include "pool.h"
 
-static zp__buf *lifo_victim(zp_pool *pool, zp__shard *shard,
-                            zp__buf *incoming) {
-  unsigned most = incoming->cls;
+static int lifo_victim(zp_pool *pool, zp__shard *shard, unsigned incoming,
+                       bool must) {
+  if (!must || shard->count == 0)
+    return -1;
+  /* Ties go to the incoming class: its top is the buffer in hand. */
+  unsigned most = incoming;
   for (unsigned c = 0; c < pool->classes.count; c++)
     if (shard->nbufs[c] > shard->nbufs[most])
       most = c;
-  if (most == incoming->cls || !shard->head[most])
-    return incoming;
-  zp__buf *v = shard->head[most];
-  shard->head[most] = v->next;
-  shard->nbufs[most]--;
-  return v;
+  return (int)most;
 }
 
 const zp__eviction_ops zp__eviction_lifo = {
     .policy = ZP_EVICTION_LIFO, .name = "lifo", .victim = lifo_victim};
+
+const zp__eviction_ops *zp__eviction_for(zp_eviction policy) {
+  return policy == ZP_EVICTION_CLOCK_PRO ? &zp__eviction_clock_pro
+                                         : &zp__eviction_lifo;
+}

@@ -1,27 +1,62 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /*
- * The eviction interface. When a put would take a shard past
- * max_buffers_per_shard or the pool past max_pooled_bytes, the policy picks
- * which idle buffer of the shard is released to the OS instead. Called with
- * the shard's lock held; O(1).
+ * The eviction interface: which idle buffers of a shard are released to the
+ * OS. shard.c owns the lists, the limits and the releases; a policy only
+ * names a size class, and the shard releases any idle buffer of it (they
+ * are interchangeable): the top of that class's list, which on a give is
+ * the incoming buffer when it is of that class.
+ *
+ * Every hook but state_size and init runs with the shard's lock held. The
+ * thread caches never call a policy: a refill of n buffers from a shard is
+ * n hits (took), a flush of n into a shard is n admits, a get that carves
+ * fresh memory is one miss (missed). A NULL hook does nothing.
  */
 #ifndef ZP_EVICTION_H
 #define ZP_EVICTION_H
 
 #include "zeropool.h"
 
-struct zp__buf;
+#include <stdbool.h>
+#include <stddef.h>
+
 struct zp__shard;
 
 typedef struct zp__eviction_ops {
   zp_eviction policy;
   const char *name;
-  /* Returns the buffer to release: the incoming one, or one unlinked from
-   * the shard (the caller then links the incoming one). */
-  struct zp__buf *(*victim)(zp_pool *pool, struct zp__shard *shard,
-                            struct zp__buf *incoming);
+  /* Bytes of per-shard state; zp__shards_init allocates them for every
+   * shard (sh->evict) and calls init. 0: the policy keeps none. */
+  size_t (*state_size)(const zp_pool *pool);
+  void (*init)(zp_pool *pool, struct zp__shard *sh);
+  /* n idle buffers of cls left the shard to be handed out. */
+  void (*took)(zp_pool *pool, struct zp__shard *sh, unsigned cls, size_t n);
+  /* A get of cls found no idle buffer in any shard: fresh memory. */
+  void (*missed)(zp_pool *pool, struct zp__shard *sh, unsigned cls);
+  /* A buffer of cls joins the shard's idle buffers (it is already linked).
+   * False: the policy cannot keep it; the shard releases it again. */
+  bool (*admit)(zp_pool *pool, struct zp__shard *sh, unsigned cls);
+  /* The class of an idle buffer to release now, or -1. must: a limit of
+   * the pool (byte budget, max_buffers_per_shard) is hit and the policy
+   * has to name a class while the shard holds an idle buffer; else only
+   * the policy's own bookkeeping asks for releases. incoming: the class
+   * of the buffer just linked. Called until -1. */
+  int (*victim)(zp_pool *pool, struct zp__shard *sh, unsigned incoming,
+                bool must);
+  /* Once after every take and every give: the class of an idle buffer to
+   * release so that idle memory follows demand without a trim or a
+   * background thread, or -1. One release per operation at most keeps the
+   * cost of every operation bounded. */
+  int (*decay)(zp_pool *pool, struct zp__shard *sh);
+  /* Every idle buffer of the shard was released (trim, destroy, fork). */
+  void (*dropped_all)(zp_pool *pool, struct zp__shard *sh);
+  /* Tests: NULL when the policy's state agrees with the shard's lists. */
+  const char *(*check)(zp_pool *pool, struct zp__shard *sh);
 } zp__eviction_ops;
 
 extern const zp__eviction_ops zp__eviction_lifo;
+extern const zp__eviction_ops zp__eviction_clock_pro;
+
+/* The policy config resolved to (ZP_EVICTION_LIFO or _CLOCK_PRO). */
+const zp__eviction_ops *zp__eviction_for(zp_eviction policy);
 
 #endif /* ZP_EVICTION_H */

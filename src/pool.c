@@ -37,7 +37,7 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
   if (!pool)
     return NULL;
   pool->shard_mask = cfg.num_shards - 1;
-  pool->eviction = &zp__eviction_lifo;
+  pool->eviction = zp__eviction_for(cfg.eviction_policy);
   zp__size_classes_init(&pool->classes, cfg.min_buffer_size);
   /* Half a cache per refill or flush, but at most half a shard: a flush
    * larger than a shard keeps would evict the rest on arrival. */
@@ -233,7 +233,8 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
   }
   if (!b) {
     hit = false;
-    b = zp__span_carve(pool, cls);
+    if ((b = zp__span_carve(pool, cls)) != NULL)
+      zp__shard_missed(pool, cls);
   }
   if (tc) {
     if (b)

@@ -79,6 +79,7 @@ typedef struct zp__shard {
   size_t idle_bytes; /* their capacity */
   zp__buf **head;    /* [nclasses] LIFO lists */
   uint32_t *nbufs;   /* [nclasses] their lengths */
+  void *evict;       /* the eviction policy's state, or NULL */
 } zp__shard;
 
 /* One thread's cache for one pool. Owned by its thread; linked into the
@@ -171,6 +172,9 @@ size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max);
 void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
                     size_t credit);
 zp__buf *zp__shards_drain(zp_pool *pool);
+/* A get of cls found no idle buffer and carved fresh memory: tells the
+ * eviction policy of the current CPU's shard (nothing for LIFO). */
+void zp__shard_missed(zp_pool *pool, unsigned cls);
 bool zp__budget_reserve(zp_pool *pool, size_t bytes);
 void zp__budget_release(zp_pool *pool, size_t bytes);
 

@@ -10,6 +10,7 @@
  */
 #include "os.h"
 #include "pool.h"
+#include "zp_testing.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -33,25 +34,39 @@ void zp__budget_release(zp_pool *pool, size_t bytes) {
 
 int zp__shards_init(zp_pool *pool) {
   size_t n = pool->cfg.num_shards, nclasses = pool->classes.count;
+  const zp__eviction_ops *ev = pool->eviction;
+  /* Each shard's policy state on its own cache lines: shards are locked
+   * by different CPUs. */
+  size_t state = ev->state_size ? ev->state_size(pool) : 0;
+  state = (state + ZP__CACHE_LINE - 1) & ~(size_t)(ZP__CACHE_LINE - 1);
   pool->mask_words = (n + 63) / 64;
   pool->shards = zp__os_aligned_calloc(ZP__CACHE_LINE, n * sizeof(zp__shard));
   zp__buf **heads = zp__os_calloc(n * nclasses, sizeof(zp__buf *));
   uint32_t *nbufs = zp__os_calloc(n * nclasses, sizeof(uint32_t));
   pool->nonempty =
       zp__os_calloc(nclasses * pool->mask_words, sizeof(_Atomic uint64_t));
-  if (!pool->shards || !heads || !nbufs || !pool->nonempty) {
+  char *states =
+      state ? zp__os_aligned_calloc(ZP__CACHE_LINE, n * state) : NULL;
+  if (!pool->shards || !heads || !nbufs || !pool->nonempty ||
+      (state && !states)) {
     zp__os_free(pool->shards);
     zp__os_free(heads);
     zp__os_free(nbufs);
     zp__os_free(pool->nonempty);
+    zp__os_free(states);
     pool->shards = NULL;
     pool->nonempty = NULL;
     return -ENOMEM;
   }
   for (size_t i = 0; i < n; i++) {
-    pthread_mutex_init(&pool->shards[i].lock, NULL);
-    pool->shards[i].head = heads + i * nclasses;
-    pool->shards[i].nbufs = nbufs + i * nclasses;
+    zp__shard *sh = &pool->shards[i];
+    pthread_mutex_init(&sh->lock, NULL);
+    sh->head = heads + i * nclasses;
+    sh->nbufs = nbufs + i * nclasses;
+    if (states) {
+      sh->evict = states + i * state;
+      ev->init(pool, sh);
+    }
   }
   return 0;
 }
@@ -63,6 +78,7 @@ void zp__shards_fini(zp_pool *pool) {
     pthread_mutex_destroy(&pool->shards[i].lock);
   zp__os_free(pool->shards[0].head);
   zp__os_free(pool->shards[0].nbufs);
+  zp__os_free(pool->shards[0].evict);
   zp__os_free(pool->shards);
   zp__os_free(pool->nonempty);
   pool->shards = NULL;
@@ -93,10 +109,49 @@ static void mark(zp_pool *pool, unsigned cls, size_t i, bool nonempty) {
                               memory_order_relaxed);
 }
 
+/* Unlinks the top buffer of class cls (the shard holds one) onto *released;
+ * shard lock held. The caller gives back its budget. */
+static zp__buf *shard_pop(zp_pool *pool, zp__shard *sh, size_t i, unsigned cls,
+                          zp__buf **released) {
+  zp__buf *b = sh->head[cls];
+  sh->head[cls] = b->next;
+  sh->nbufs[cls]--;
+  sh->count--;
+  sh->idle_bytes -= zp__class_size(pool, cls);
+  if (!sh->head[cls])
+    mark(pool, cls, i, false);
+  b->next = *released;
+  *released = b;
+  return b;
+}
+
+/* The policy's decay step after an operation on shard i: at most one idle
+ * buffer released onto *released. Shard lock held; returns the count. */
+static size_t shard_decay(zp_pool *pool, zp__shard *sh, size_t i,
+                          zp__buf **released) {
+  if (!pool->eviction->decay)
+    return 0;
+  int v = pool->eviction->decay(pool, sh);
+  if (v < 0)
+    return 0;
+  shard_pop(pool, sh, i, (unsigned)v, released);
+  zp__budget_release(pool, zp__class_size(pool, (unsigned)v));
+  return 1;
+}
+
+/* Counts and releases what a shard operation evicted; no lock held. */
+static void release_evicted(zp_pool *pool, zp__buf *evicted, size_t n) {
+  if (!n)
+    return;
+  zp__counter_add_shared(&pool->evictions, n);
+  zp__span_release(pool, evicted);
+}
+
 static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
                         size_t max) {
   zp__shard *sh = &pool->shards[i];
-  size_t csize = zp__class_size(pool, cls), n = 0;
+  size_t csize = zp__class_size(pool, cls), n = 0, nevicted;
+  zp__buf *evicted = NULL;
   pthread_mutex_lock(&sh->lock);
   zp__buf *head = sh->head[cls], *last = NULL;
   for (zp__buf *b = head; b && n < max; b = b->next) {
@@ -111,8 +166,12 @@ static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
     sh->idle_bytes -= n * csize;
     if (!sh->head[cls])
       mark(pool, cls, i, false);
+    if (pool->eviction->took)
+      pool->eviction->took(pool, sh, cls, n); /* n hits */
   }
+  nevicted = shard_decay(pool, sh, i, &evicted);
   pthread_mutex_unlock(&sh->lock);
+  release_evicted(pool, evicted, nevicted);
   *list = n ? head : NULL;
   return n;
 }
@@ -150,6 +209,7 @@ void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
                     size_t credit) {
   size_t i = zp__shard_here(pool);
   zp__shard *sh = &pool->shards[i];
+  const zp__eviction_ops *ev = pool->eviction;
   size_t csize = zp__class_size(pool, cls), nevicted = 0;
   zp__buf *evicted = NULL;
   pthread_mutex_lock(&sh->lock);
@@ -160,39 +220,44 @@ void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
     list = b->next;
     bool budget = credit >= csize ? (credit -= csize, true)
                                   : zp__budget_reserve(pool, csize);
-    while (!budget || sh->count >= pool->cfg.max_buffers_per_shard) {
-      zp__buf *v = pool->eviction->victim(pool, sh, b);
-      if (v == b)
-        break;
-      /* The policy unlinked another idle buffer: release it instead. */
-      size_t vsize = zp__class_size(pool, v->cls);
-      sh->count--;
-      sh->idle_bytes -= vsize;
-      if (!sh->head[v->cls])
-        mark(pool, v->cls, i, false);
-      zp__budget_release(pool, vsize);
-      v->next = evicted;
-      evicted = v;
-      nevicted++;
-      if (!budget)
-        budget = zp__budget_reserve(pool, csize);
-    }
-    if (budget && sh->count < pool->cfg.max_buffers_per_shard) {
-      shard_push(pool, sh, i, b);
-    } else {
+    if (ev->admit && !ev->admit(pool, sh, cls)) {
       if (budget)
         zp__budget_release(pool, csize);
       b->next = evicted;
       evicted = b;
       nevicted++;
+      continue;
+    }
+    /* b is linked first, so that a victim of its own class is b itself
+     * (the top of the list): the buffer in hand goes, nothing else moves. */
+    shard_push(pool, sh, i, b);
+    bool b_idle = true;
+    for (;;) {
+      /* Without budget for b, or over the count limit, the policy must
+       * name a victim; else it may still want one for its own limits. */
+      bool must = !budget || sh->count > pool->cfg.max_buffers_per_shard;
+      int v = ev->victim(pool, sh, cls, must);
+      if (v < 0)
+        break;
+      bool is_b = b_idle && sh->head[v] == b;
+      shard_pop(pool, sh, i, (unsigned)v, &evicted);
+      nevicted++;
+      if (is_b) {
+        b_idle = false;
+        if (budget)
+          zp__budget_release(pool, csize);
+        budget = true; /* b needs none any more */
+      } else {
+        zp__budget_release(pool, zp__class_size(pool, (unsigned)v));
+        if (!budget)
+          budget = zp__budget_reserve(pool, csize);
+      }
     }
   }
+  nevicted += shard_decay(pool, sh, i, &evicted);
   pthread_mutex_unlock(&sh->lock);
   zp__budget_release(pool, credit); /* credit beyond what was kept */
-  if (nevicted) {
-    zp__counter_add_shared(&pool->evictions, nevicted);
-    zp__span_release(pool, evicted);
-  }
+  release_evicted(pool, evicted, nevicted);
 }
 
 zp__buf *zp__shards_drain(zp_pool *pool) {
@@ -213,9 +278,50 @@ zp__buf *zp__shards_drain(zp_pool *pool) {
       mark(pool, c, i, false);
     }
     zp__budget_release(pool, sh->idle_bytes);
+    if (pool->eviction->dropped_all)
+      pool->eviction->dropped_all(pool, sh);
     sh->count = 0;
     sh->idle_bytes = 0;
     pthread_mutex_unlock(&sh->lock);
   }
   return all;
+}
+
+void zp__shard_missed(zp_pool *pool, unsigned cls) {
+  if (!pool->eviction->missed)
+    return;
+  zp__shard *sh = &pool->shards[zp__shard_here(pool)];
+  pthread_mutex_lock(&sh->lock);
+  pool->eviction->missed(pool, sh, cls);
+  pthread_mutex_unlock(&sh->lock);
+}
+
+const char *zp__pool_eviction_name(zp_pool *pool) {
+  return pool->eviction->name;
+}
+
+const char *zp__pool_check_eviction(zp_pool *pool) {
+  const char *bad = NULL;
+  for (size_t i = 0; i < pool->cfg.num_shards && !bad; i++) {
+    zp__shard *sh = &pool->shards[i];
+    size_t count = 0, bytes = 0;
+    pthread_mutex_lock(&sh->lock);
+    for (unsigned c = 0; c < pool->classes.count && !bad; c++) {
+      size_t len = 0;
+      for (zp__buf *b = sh->head[c]; b; b = b->next)
+        len++;
+      if (len != sh->nbufs[c])
+        bad = "a class list's length != its count";
+      count += len;
+      bytes += len * zp__class_size(pool, c);
+    }
+    if (!bad && (count != sh->count || bytes != sh->idle_bytes))
+      bad = "a shard's totals != its lists";
+    if (!bad && sh->count > pool->cfg.max_buffers_per_shard)
+      bad = "a shard holds more than max_buffers_per_shard";
+    if (!bad && pool->eviction->check)
+      bad = pool->eviction->check(pool, sh);
+    pthread_mutex_unlock(&sh->lock);
+  }
+  return bad;
 }

@@ -42,6 +42,15 @@ void zp__os_fail_nth(unsigned long n);
 /* Number of acquisitions attempted since the process started. */
 unsigned long zp__os_acquisitions(void);
 
+/* The eviction policy in effect ("lifo", "clock-pro"). */
+const char *zp__pool_eviction_name(zp_pool *pool);
+/* Walks every shard under its lock: list lengths agree with the counts,
+ * no shard holds more than max_buffers_per_shard, and the policy's state
+ * agrees with the lists (for CLOCK-Pro: resident entries per class == idle
+ * buffers per class, and every invariant of clockpro.c). NULL when all
+ * hold, else what failed. O(idle buffers + policy entries). */
+const char *zp__pool_check_eviction(zp_pool *pool);
+
 /* Which sanitizer annotations the library was built with. */
 #define ZP__MODE_ASAN 1u     /* ASan poisoning of idle buffers and slack */
 #define ZP__MODE_VALGRIND 2u /* valgrind memcheck mempool client requests */

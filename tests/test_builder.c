@@ -199,8 +199,9 @@ static void test_config_keeps_explicit(void **state) {
   zp_pool_destroy(pool);
 }
 
-/* CLOCK-Pro is accepted and reported as what is really in effect: LIFO. */
-static void test_clock_pro_resolves_to_lifo(void **state) {
+/* CLOCK-Pro is reported when asked for; the default resolves to a real
+ * policy (LIFO today), never to ZP_EVICTION_DEFAULT. */
+static void test_clock_pro_reported(void **state) {
   zp_builder b, c;
   zp_pool *pool;
   (void)state;
@@ -210,8 +211,14 @@ static void test_clock_pro_resolves_to_lifo(void **state) {
   pool = zp_pool_new(&b);
   assert_non_null(pool);
   assert_int_equal(zp_pool_config(pool, &c), 0);
-  assert_int_equal(c.eviction_policy, ZP_EVICTION_LIFO);
+  assert_int_equal(c.eviction_policy, ZP_EVICTION_CLOCK_PRO);
   assert_int_equal(c.num_shards, 2);
+  zp_pool_destroy(pool);
+  b.eviction_policy = ZP_EVICTION_DEFAULT;
+  pool = zp_pool_new(&b);
+  assert_non_null(pool);
+  assert_int_equal(zp_pool_config(pool, &c), 0);
+  assert_int_equal(c.eviction_policy, ZP_EVICTION_LIFO);
   zp_pool_destroy(pool);
 }
 
@@ -243,7 +250,7 @@ int main(void) {
       cmocka_unit_test(test_valid_builders),
       cmocka_unit_test(test_config_defaults),
       cmocka_unit_test(test_config_keeps_explicit),
-      cmocka_unit_test(test_clock_pro_resolves_to_lifo),
+      cmocka_unit_test(test_clock_pro_reported),
       cmocka_unit_test(test_config_round_trip),
   };
   zp_test_apply_filter();

@@ -164,7 +164,7 @@ static void test_resolve_explicit_and_alias(void **state) {
   assert_int_equal(b.min_buffer_size, 256);
   assert_int_equal(b.max_buffers_per_shard, 5);
   assert_int_equal(b.max_pooled_bytes, 12345);
-  assert_int_equal(b.eviction_policy, ZP_EVICTION_LIFO);
+  assert_int_equal(b.eviction_policy, ZP_EVICTION_CLOCK_PRO);
 }
 
 typedef struct bad_case {

@@ -321,6 +321,11 @@ static void check_stats(int slot) {
             (unsigned long long)st.mapped_bytes,
             (unsigned long long)st.idle_bytes, (unsigned long long)out_bytes);
   FZ_CHECK((st.os_maps == 0) == (st.mapped_bytes == 0));
+  /* Shard lists, limits and the policy's state agree (CLOCK-Pro: idle
+   * buffers per class == resident entries per class). */
+  const char *bad = zp__pool_check_eviction(fp->pool);
+  if (bad)
+    FZ_FAIL("eviction invariant: %s", bad);
   FZ_CHECK(st.pinned_bytes <= st.mapped_bytes);
   FZ_CHECK(st.secret_bytes <= st.mapped_bytes);
   if (fp->cfg.backing != ZP_BACKING_SECRET)
@@ -371,7 +376,10 @@ static void draw_builder(zp_builder *b) {
   b->pinned_memory = (flags >> 3) & 1;
   b->pin_policy = (flags >> 4) & 1 ? ZP_PIN_STRICT : ZP_PIN_BEST_EFFORT;
   b->fork_policy = (zp_fork)(((flags >> 5) & 3) % 3);
-  b->eviction_policy = (flags >> 7) ? ZP_EVICTION_LIFO : ZP_EVICTION_CLOCK_PRO;
+  /* Every policy, the default included (the top bit, else q's bit 5). */
+  b->eviction_policy = (flags >> 7)   ? ZP_EVICTION_LIFO
+                       : (q >> 5) & 1 ? ZP_EVICTION_DEFAULT
+                                      : ZP_EVICTION_CLOCK_PRO;
   /* memfd_secret, rarely: its pages cost a fault each. */
   b->backing = (g & 7) == 7 && (h & 0x30) == 0x30 ? ZP_BACKING_SECRET
                                                   : ZP_BACKING_ANONYMOUS;
@@ -397,9 +405,12 @@ static void check_config(const fz_pool *fp) {
            (c->num_shards & (c->num_shards - 1)) == 0);
   FZ_CHECK(c->tls_cache_size >= 1 && c->tls_cache_size <= 4096);
   FZ_CHECK(c->max_pooled_bytes >= c->min_buffer_size);
-  /* The policy asked for, or LIFO where CLOCK-Pro is not available. */
-  FZ_CHECK(c->eviction_policy == a->eviction_policy ||
-           c->eviction_policy == ZP_EVICTION_LIFO);
+  /* The policy asked for; the default resolves to a real one. */
+  if (a->eviction_policy == ZP_EVICTION_DEFAULT)
+    FZ_CHECK(c->eviction_policy == ZP_EVICTION_LIFO ||
+             c->eviction_policy == ZP_EVICTION_CLOCK_PRO);
+  else
+    FZ_EQ("config eviction_policy", c->eviction_policy, a->eviction_policy);
   FZ_EQ("config verify_on_get", c->verify_on_get, a->verify_on_get);
   FZ_EQ("config zero_on_get", c->zero_on_get, a->zero_on_get);
   FZ_EQ("config pin_policy", c->pin_policy, a->pin_policy);
@@ -433,11 +444,12 @@ static void new_pool(int slot) {
   draw_builder(&b);
   trace("new slot %d min %zu shards %zu tls %zu per_shard %zu budget %zu "
         "verify %d zero %d pinned %d strict %d fork %d backing %d guard %d "
-        "quarantine %zu",
+        "quarantine %zu eviction %d",
         slot, b.min_buffer_size, b.num_shards, b.tls_cache_size,
         b.max_buffers_per_shard, b.max_pooled_bytes, (int)b.verify_on_get,
         (int)b.zero_on_get, (int)b.pinned_memory, (int)b.pin_policy,
-        (int)b.fork_policy, (int)b.backing, (int)b.guard_pages, b.quarantine);
+        (int)b.fork_policy, (int)b.backing, (int)b.guard_pages, b.quarantine,
+        (int)b.eviction_policy);
   const char *bad = NULL;
   FZ_EQ("zp_builder_validate", zp_builder_validate(&b, &bad), 0);
   zp_pool *pool = zp_pool_new(&b);
@@ -694,7 +706,7 @@ static void break_field(zp_builder *b, unsigned i, unsigned v) {
     b->max_pooled_bytes = 1 + v; /* below any min_buffer_size */
     break;
   case 5:
-    b->eviction_policy = (zp_eviction)(2 + v);
+    b->eviction_policy = (zp_eviction)(3 + v);
     break;
   case 6:
     b->verify_on_get = (zp_verify)(3 + v);
