@@ -362,42 +362,49 @@ ZP__SLOW __attribute__((noreturn)) static void bad_state(const void *p,
              p);
 }
 
-/* The page map's way to b: two dependent loads to the span, which then
- * becomes the thread's cached span. The epoch is read before the lookup,
- * so a span freed after it is not trusted later. */
+/* The page map's way to b: two dependent loads to the span, whose
+ * geometry the thread then keeps (zp__tcache.span). The epoch is read
+ * before the lookup, so a span freed after it is not trusted later. */
 __attribute__((noinline)) static zp__buf *
 find_buf_paged(zp_pool *pool, zp__tcache *tc, const void *p) {
   uint64_t epoch = atomic_load_explicit(&zp__span_epoch, memory_order_acquire);
   zp__span *s;
   zp__buf *b = zp__span_find(pool, p, &s);
-  if (tc != &zp__tcache_none) {
-    tc->span = s;
-    tc->span_epoch = epoch;
-  }
+  if (tc != &zp__tcache_none)
+    tc->span = (zp__span_view){.base = (uintptr_t)s->base,
+                               .limit = s->limit,
+                               .step = s->step,
+                               .recip = s->recip,
+                               .bufs = s->bufs,
+                               .pool = s->pool,
+                               .epoch = epoch};
   return b;
 }
 
-/* The descriptor of buffer p of pool when p is inside the thread's cached
- * span, else NULL; aborts on a pointer into it that is not the start of one
- * of its buffers. A pointer into the thread's cached span
- * needs no load that depends on p (the span's fields were loaded from the
- * cache): a cycle's critical path is then a few instructions shorter. The
- * epoch check is enough for a valid put: the span holds a buffer that is
- * out, so it is not freed, and the get that handed the buffer out happened
- * after any free whose memory the span reuses. */
+/* The descriptor of buffer p of pool when p lies in the thread's span
+ * view, else NULL; aborts on a pointer into it that is not the start of a
+ * buffer. Nothing here loads through p until the descriptor: on a get-put
+ * cycle p feeds only a subtract, a multiply and a shift (the page map's
+ * dependent loads were the longest chain of a cycle).
+ *
+ * Why the epoch check suffices for a valid put: the buffer is out, so its
+ * span S is live. If the view's span V was freed before S was created, the
+ * bump of that free happened before the get that handed p out, hence
+ * before this load, which then sees a newer epoch. Otherwise V and S were
+ * live together and both contain p, so V is S: the descriptor read is of
+ * p's own live span. (A stale pointer racing the free of its span is not
+ * a valid put; the page map path has the same limit.) */
 static inline zp__buf *find_buf_cached(zp_pool *pool, zp__tcache *tc,
                                        const void *p) {
-  /* The epoch first: a freed span is not even read. */
-  if (zp__unlikely(tc->span_epoch !=
-                   atomic_load_explicit(&zp__span_epoch, memory_order_relaxed)))
-    return NULL;
-  zp__span *s = tc->span;
-  size_t off = (uintptr_t)p - (uintptr_t)s->base;
-  if (zp__likely(off < s->limit && s->pool == pool)) {
-    size_t idx = (size_t)((off * s->recip) >> 48);
-    if (zp__unlikely(off != idx * s->step))
+  const zp__span_view *v = &tc->span;
+  size_t off = (uintptr_t)p - v->base;
+  if (zp__likely(off < v->limit && v->pool == pool &&
+                 v->epoch == atomic_load_explicit(&zp__span_epoch,
+                                                  memory_order_relaxed))) {
+    size_t idx = (size_t)((off * v->recip) >> 48);
+    if (zp__unlikely(off != idx * v->step))
       zp__span_bad_pointer(pool, p);
-    return &s->bufs[idx];
+    return &v->bufs[idx];
   }
   return NULL;
 }

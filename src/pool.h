@@ -73,6 +73,17 @@ typedef struct zp__span {
   zp__buf bufs[];
 } zp__span;
 
+/* What zp_put needs of a span to find a descriptor (zp__tcache.span). */
+typedef struct zp__span_view {
+  uintptr_t base;
+  size_t limit; /* 0: no pointer is inside */
+  size_t step;
+  uint64_t recip;
+  zp__buf *bufs;
+  const zp_pool *pool;
+  uint64_t epoch; /* zp__span_epoch when the copy was taken */
+} zp__span_view;
+
 typedef struct zp__shard {
   alignas(ZP__CACHE_LINE) pthread_mutex_t lock;
   size_t count;      /* idle buffers, all classes */
@@ -95,12 +106,13 @@ typedef struct zp__tcache {
   zp__counter count;         /* idle buffers */
   zp__counter room;          /* credit - idle bytes: what a put may add */
   zp__counter hits, puts, bytes_zeroed;
-  /* The span of the last buffer put through this cache, valid while no
-   * span anywhere was freed since (zp__span_epoch): zp_put validates a
-   * pointer into it without the page map's chain of dependent loads. Only
-   * the owner reads or writes these two. */
-  zp__span *span;
-  uint64_t span_epoch;
+  /* A copy of the geometry of the span of the last buffer put through
+   * this cache, valid while no span anywhere was freed since (its epoch):
+   * zp_put validates a pointer inside it without the page map's chain of
+   * dependent loads. A copy, not the span: the span itself may be freed by
+   * another thread at any time, and is read only once the pointer is known
+   * to lie in it (then it is the pointer's own, live span). Owner only. */
+  zp__span_view span;
   /* Cold. */
   zp__counter credit; /* bytes of the pool's budget this cache holds */
   zp__counter misses; /* gets = hits + misses */
@@ -179,10 +191,8 @@ bool zp__budget_reserve(zp_pool *pool, size_t bytes);
 void zp__budget_release(zp_pool *pool, size_t bytes);
 
 /* Bumped whenever a span is freed, before its memory goes: a thread's
- * cached span (zp__tcache.span) is trusted only while it is unchanged. */
+ * cached span view (zp__tcache.span) is trusted only while it is unchanged. */
 extern _Atomic uint64_t zp__span_epoch;
-/* A span with no slots, the cached span of a cache that has none yet. */
-extern zp__span zp__span_none;
 
 /* tcache.c */
 /* The calling thread's last used cache; never NULL: zp__tcache_none (a

@@ -13,6 +13,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <stdalign.h>
 #include <stdio.h>
 
 #define SLAB_MAX_CLASS ((size_t)64 << 10)
@@ -213,8 +214,9 @@ fail_guards:
   return NULL;
 }
 
-_Atomic uint64_t zp__span_epoch;
-zp__span zp__span_none; /* limit 0: no pointer is inside it */
+/* Its own cache line: every put reads it, and nothing nearby may be
+ * written often (slot_guard_vmas is, with per-buffer guards). */
+alignas(ZP__CACHE_LINE) _Atomic uint64_t zp__span_epoch;
 
 /* Unmaps an empty span; grow_lock held. */
 static void span_free(zp_pool *pool, zp__span *s) {

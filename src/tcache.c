@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 /* Never written: its pool is NULL, so every zp__tc_enter refuses it, and
- * its cached span has no slots. */
-zp__tcache zp__tcache_none = {.span = &zp__span_none};
+ * its span view has limit 0, so no pointer is inside it. */
+zp__tcache zp__tcache_none;
 _Thread_local zp__tcache *zp__tls_last
     __attribute__((tls_model("initial-exec"))) = &zp__tcache_none;
 static _Thread_local zp__tcache *tls_caches;
@@ -224,7 +224,6 @@ static zp__tcache *tcache_new(zp_pool *pool) {
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
   tc->owner = pthread_self();
   tc->qring = tc->head + pool->classes.count;
-  tc->span = &zp__span_none;
   pthread_mutex_lock(&registry_lock);
   tc->reg_next = pool->caches;
   if (tc->reg_next)
