@@ -23,12 +23,20 @@
  * never releases an idle buffer under its budget, so its idle bytes cannot
  * fall; CLOCK-Pro's decay should bring them down to what demand uses).
  *
- * Usage: zp_sim [--quick] [--check] [--data PREFIX]
- *   --quick  shorter traces (a smoke test)
- *   --check  exit 1 unless CLOCK-Pro is within 1 % of LIFO everywhere
- *   --data   also write PREFIX-misses.dat (misses per trace and budget)
- *            and PREFIX-decay.dat (idle bytes after the burst, sampled),
- *            which tools/sim/clockpro.gp plots
+ * Usage: zp_sim [--quick] [--check] [--data PREFIX] [--detail TRACE FRAC]
+ *               [--opt-size]
+ *   --quick     shorter traces (a smoke test)
+ *   --check     exit 1 unless CLOCK-Pro is within 1 % of LIFO everywhere
+ *   --data      also write PREFIX-misses.dat (misses per trace and budget)
+ *               and PREFIX-decay.dat (idle bytes after the burst, sampled),
+ *               which tools/sim/clockpro.gp plots
+ *   --detail    for one trace and budget fraction (e.g. mixed 0.125), print
+ *               to stderr per class: misses, mean idle bytes, and misses by
+ *               how long ago the class last lost an idle buffer; and
+ *               CLOCK-Pro's mean cold target, hot and cold bytes, counters
+ *   --opt-size  the offline column releases the class whose next need is
+ *               furthest away times its size (a size-aware offline
+ *               heuristic, not an optimum) instead of plain Belady
  */
 #include "clockpro.h"
 #include "size_class.h"
@@ -61,6 +69,9 @@ typedef struct trace {
 } trace;
 
 static zp__size_classes g_sc;
+static bool g_opt_size;      /* --opt-size */
+static const char *g_detail; /* --detail TRACE FRAC */
+static double g_detail_frac;
 static uint64_t g_rng = 0x9E3779B97F4A7C15u;
 
 static uint64_t rnd(void) { /* splitmix64 */
@@ -320,6 +331,15 @@ typedef struct result {
   uint64_t decay_evictions;   /* CLOCK-Pro only */
   uint64_t misses_at_burst;   /* misses before the burst ended */
   size_t idle_after[DECAY_N]; /* idle bytes k * DECAY_EVERY ops after it */
+  /* --detail only: per class, misses; idle bytes summed over operations;
+   * misses by operations since the class last lost an idle buffer (< 10,
+   * < 100, < 1k, < 10k, more, never). CLOCK-Pro: cold target, hot and
+   * cold bytes summed over operations, and its counters. */
+  uint64_t cls_miss[ZP__CP_MAX_CLASSES];
+  double cls_idle[ZP__CP_MAX_CLASSES];
+  uint32_t miss_age[ZP__CP_MAX_CLASSES][6];
+  double sum_mc, sum_hot, sum_cold;
+  zp__cp_stats st;
 } result;
 
 /* Belady's look-ahead: for class k, P_k(t) = gets - puts of class k in
@@ -431,7 +451,8 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
   zp__clockpro cp;
   void *mem = NULL;
   size_t idle_bytes = 0;
-  if (!idle) {
+  size_t *lost = calloc(nc, sizeof(size_t)); /* op + 1 of the last release */
+  if (!idle || !lost) {
     perror("calloc");
     exit(2);
   }
@@ -459,6 +480,17 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
       } else {
         r.misses++;
         r.os_bytes += s;
+        if (g_detail) {
+          size_t a = lost[o->cls] ? i + 1 - lost[o->cls] : SIZE_MAX;
+          unsigned b = a < 10         ? 0
+                       : a < 100      ? 1
+                       : a < 1000     ? 2
+                       : a < 10000    ? 3
+                       : lost[o->cls] ? 4
+                                      : 5;
+          r.cls_miss[o->cls]++;
+          r.miss_age[o->cls][b]++;
+        }
       }
       if (pol == POL_CP) {
         if (hit)
@@ -480,10 +512,13 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
           break;
         idle[most]--;
         idle_bytes -= csize[most];
+        lost[most] = i + 1;
       }
       if (idle_bytes + s <= budget) {
         idle[o->cls]++;
         idle_bytes += s;
+      } else {
+        lost[o->cls] = i + 1;
       }
     } else if (pol == POL_CP) {
       if (zp__cp_put(&cp, o->cls)) {
@@ -493,7 +528,10 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
         while ((v = zp__cp_victim(&cp)) >= 0) {
           idle[v]--;
           idle_bytes -= csize[v];
+          lost[v] = i + 1;
         }
+      } else {
+        lost[o->cls] = i + 1;
       }
       if (idle_bytes != zp__cp_resident_bytes(&cp)) {
         fprintf(stderr, "zp_sim: clockpro lost count at op %zu\n", i);
@@ -513,6 +551,8 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
           if (!idle[k])
             continue;
           size_t when = next_need(f, k, i, idle[k]);
+          if (g_opt_size && when != SIZE_MAX)
+            when = (when - i) * (csize[k] / g_sc.min_size);
           if (!any || when > far || (when == far && csize[k] > csize[best])) {
             best = k;
             far = when;
@@ -521,10 +561,20 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
         }
         idle[best]--;
         idle_bytes -= csize[best];
+        lost[best] = i + 1;
       }
     }
     if (idle_bytes > r.peak_idle)
       r.peak_idle = idle_bytes;
+    if (g_detail) {
+      for (unsigned c = 0; c < nc; c++)
+        r.cls_idle[c] += (double)idle[c] * (double)csize[c];
+      if (pol == POL_CP) {
+        r.sum_mc += (double)cp.cold_target;
+        r.sum_hot += (double)cp.hot_bytes;
+        r.sum_cold += (double)cp.cold_bytes;
+      }
+    }
     if (t->burst_end && i + 1 >= t->burst_end &&
         (i + 1 - t->burst_end) % DECAY_EVERY == 0 &&
         (i + 1 - t->burst_end) / DECAY_EVERY < DECAY_N) {
@@ -537,9 +587,11 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
     r.hand_steps = cp.st.hand_steps;
     r.ops = t->n;
     r.decay_evictions = cp.st.decay_evictions;
+    r.st = cp.st;
     free(mem);
   }
   free(idle);
+  free(lost);
   return r;
 }
 
@@ -548,6 +600,39 @@ static result replay(const trace *t, int pol, size_t budget, future *f) {
 typedef void (*gen_fn)(trace *, size_t);
 
 static double mib(uint64_t b) { return (double)b / (double)MIB; }
+
+/* --detail: one trace and budget, per class and CLOCK-Pro's state. */
+static void print_detail(const result *r, size_t n) {
+  static const char *pol[NPOL] = {"LIFO", "CLOCK-Pro", "offline"};
+  const double dn = (double)n * (double)MIB;
+  for (unsigned c = 0; c < g_sc.count; c++) {
+    if (!r[POL_LIFO].cls_miss[c] && !r[POL_CP].cls_miss[c] &&
+        !r[POL_OPT].cls_miss[c])
+      continue;
+    fprintf(stderr, "class %zu KiB\n", g_sc.size[c] / KIB);
+    for (int p = 0; p < NPOL; p++)
+      fprintf(stderr,
+              "  %-9s misses %6llu  mean idle %6.2f MiB  misses by ops "
+              "since the class lost a buffer: <10 %u, <100 %u, <1k %u, "
+              "<10k %u, more %u, never %u\n",
+              pol[p], (unsigned long long)r[p].cls_miss[c],
+              r[p].cls_idle[c] / dn, r[p].miss_age[c][0], r[p].miss_age[c][1],
+              r[p].miss_age[c][2], r[p].miss_age[c][3], r[p].miss_age[c][4],
+              r[p].miss_age[c][5]);
+  }
+  const result *q = &r[POL_CP];
+  fprintf(stderr,
+          "CLOCK-Pro means: cold target %.2f MiB, hot %.2f MiB, cold %.2f "
+          "MiB; refaults %llu, promotions %llu, demotions %llu, tests "
+          "expired %llu, evictions %llu, credit passes %llu\n",
+          q->sum_mc / dn, q->sum_hot / dn, q->sum_cold / dn,
+          (unsigned long long)q->st.refaults,
+          (unsigned long long)q->st.promotions,
+          (unsigned long long)q->st.demotions,
+          (unsigned long long)q->st.test_expired,
+          (unsigned long long)q->st.evictions,
+          (unsigned long long)q->st.credit_passes);
+}
 
 int main(int argc, char **argv) {
   bool quick = false, check = false;
@@ -559,8 +644,14 @@ int main(int argc, char **argv) {
       check = true;
     else if (!strcmp(argv[a], "--data") && a + 1 < argc)
       data = argv[++a];
+    else if (!strcmp(argv[a], "--detail") && a + 2 < argc) {
+      g_detail = argv[++a];
+      g_detail_frac = atof(argv[++a]);
+    } else if (!strcmp(argv[a], "--opt-size"))
+      g_opt_size = true;
     else {
-      fprintf(stderr, "usage: zp_sim [--quick] [--check] [--data PREFIX]\n");
+      fprintf(stderr, "usage: zp_sim [--quick] [--check] [--data PREFIX] "
+                      "[--detail TRACE FRAC] [--opt-size]\n");
       return 2;
     }
   }
@@ -649,6 +740,8 @@ int main(int argc, char **argv) {
              mib(r[POL_OPT].os_bytes), mib(r[POL_LIFO].peak_idle),
              mib(r[POL_CP].peak_idle), mib(r[POL_OPT].peak_idle),
              (double)r[POL_CP].hand_steps / (double)r[POL_CP].ops);
+      if (g_detail && !strcmp(g_detail, t.name) && frac[fi] == g_detail_frac)
+        print_detail(r, t.n);
       if (fmiss)
         fprintf(fmiss, "%s %g %llu %llu %llu\n", t.name, frac[fi],
                 (unsigned long long)r[POL_LIFO].misses,
