@@ -47,8 +47,12 @@ typedef struct zpb_config {
   size_t max_pooled_bytes;
 } zpb_config;
 
+/* Counters of a ZPB_POOL instance since open (zp_stats): the cumulative
+ * ones, and the two gauges of what the pool holds from the OS right now
+ * (the eviction workloads sum their rises to get the bytes it mapped). */
 typedef struct zpb_stats {
-  uint64_t gets, hits, evictions;
+  uint64_t gets, hits, misses, evictions;
+  uint64_t mapped_bytes, os_maps; /* gauges */
 } zpb_stats;
 
 typedef struct zpb_impl {
