@@ -43,6 +43,19 @@ EXECUTABLES = ["zp_bench", "zp_bench_mimalloc", "zp_bench_jemalloc",
 ZEROED, POOL, GENERAL, SECURE = 1, 2, 4, 8
 
 POOL_NAME = "zeropool"  # the default pool: the one the targets judge
+# The same pool built with each eviction policy named (bench/zpb_shim.c):
+# the issue 4 comparison is between these two, whatever the default is.
+LIFO_NAME, CP_NAME = "zeropool-lifo", "zeropool-clockpro"
+POLICY_OF = {"lifo": LIFO_NAME, "clock-pro": CP_NAME}
+# The eviction workloads (zp_bench.cpp section 5) and their budgets, as
+# divisors of the trace's peak idle bytes.
+EVICT_WORKLOADS = [("evict_phase", "phase: 8+32 KiB, then 128+512 KiB, "
+                    "then 8+32 KiB again"),
+                   ("evict_scan", "scan: 4+64 KiB steady; mid-way 1000 × "
+                    "1 MiB used once (32 out)"),
+                   ("evict_mixed", "mixed: 4 KiB / 64 KiB / 1 MiB, each with "
+                    "its own demand cycle")]
+EVICT_DIVS = [4, 8]
 SIZES = [1 << 10, 4 << 10, 64 << 10, 1 << 20, 16 << 20]
 THREADS = [1, 2, 4, 8, 16]
 
@@ -144,7 +157,10 @@ def run_smoke(args):
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 COUNTERS = ["faults", "hit_ratio", "evictions", "peak_rss_mib", "rss_hwm_mib",
             "rss_growth_mib", "others_cpus", "steal_cpus", "items_per_second",
-            "bytes_per_second"]
+            "bytes_per_second",
+            # the eviction workloads' (zp_bench.cpp section 5)
+            "budget_mib", "misses", "misses_per_kget", "evictions_total",
+            "os_mib", "os_maps", "peak_mapped_mib", "replay_equal"]
 
 
 def parse_name(name):
@@ -321,6 +337,8 @@ def table(header, rows):
 def pass_fail(ok):
     if ok is None:
         return "n/a"
+    if isinstance(ok, str):  # a target reported as a figure, not judged
+        return ok
     return "**PASS**" if ok else "**MISS**"
 
 
@@ -528,6 +546,68 @@ class Report:
                                        " (same run: " + "; ".join(ctx) + ")"
                                        if ctx else ""), ok)
 
+        # 6. Issue 4: the two eviction policies.
+        self.target_policy_fast_path()
+        self.target_policy_misses()
+
+    def ratios(self, wl, a, b, params, threads=1):
+        """a's time ÷ b's on wl at each param where both ran."""
+        out = []
+        for p in params:
+            x, y = self.d.ns(wl, a, p, threads), self.d.ns(wl, b, p, threads)
+            if x and y:
+                out.append(x / y)
+        return out
+
+    @staticmethod
+    def fmt_spread(rs):
+        return "%.2f× median (%.2f–%.2f× over %d sizes)" % (
+            statistics.median(rs), min(rs), max(rs), len(rs))
+
+    def target_policy_fast_path(self):
+        """CLOCK-Pro ÷ LIFO where no eviction happens: the policies run only
+        under a shard's lock, so the thread-cache path should not see them.
+        Reported as a figure, with the gap between two pools running the
+        same code as the scale of the noise."""
+        figs = []
+        for wl in ("cycle_bare", "bookkeeping"):
+            rs = self.ratios(wl, CP_NAME, LIFO_NAME, SIZES)
+            if rs:
+                figs.append("%s %s" % (wl, self.fmt_spread(rs)))
+        if not figs:
+            self.target("CLOCK-Pro fast-path cost equals LIFO's (cycle_bare / "
+                        "bookkeeping within noise)", "–", None)
+            return
+        twin = self.default_twin()
+        if twin:
+            same = []
+            for wl in ("cycle_bare", "bookkeeping"):
+                same += self.ratios(wl, POOL_NAME, twin, SIZES)
+            if same:
+                figs.append("for scale, zeropool ÷ %s (the same code): %s" %
+                            (twin, self.fmt_spread(same)))
+        self.target("CLOCK-Pro fast-path cost equals LIFO's (cycle_bare / "
+                    "bookkeeping within noise; %s ÷ %s, ns per op)" %
+                    (CP_NAME, LIFO_NAME), "; ".join(figs), "figure")
+
+    def target_policy_misses(self):
+        figs, oks = [], []
+        for wl, _ in EVICT_WORKLOADS:
+            for div in EVICT_DIVS:
+                lifo = self.d.counter("misses", wl, LIFO_NAME, div)
+                cp = self.d.counter("misses", wl, CP_NAME, div)
+                if lifo is None or cp is None:
+                    continue
+                oks.append(cp <= lifo)
+                figs.append("%s 1/%d: %.0f vs %.0f (%s)" % (
+                    wl[len("evict_"):], div, cp, lifo,
+                    fmt_ratio(cp / lifo) if lifo else "–"))
+        n = len(EVICT_WORKLOADS) * len(EVICT_DIVS)
+        self.target("CLOCK-Pro misses ≤ LIFO's on phase / scan / mixed under "
+                    "a byte budget (1/4 and 1/8 of the trace's peak idle "
+                    "bytes; CLOCK-Pro vs LIFO misses)", "; ".join(figs),
+                    all(oks) if len(oks) == n else None)
+
     # ---------------------------------------------------------- sections ----
 
     def write(self):
@@ -565,13 +645,14 @@ class Report:
               "%.2f-%.2f" % load if load else "unknown"))
         w("- Peers: " + ", ".join(info["versions"]) + ".")
         if info["zp_defaults"]:
-            same = info["zp_defaults"].endswith("eviction lifo")
+            twin = self.default_twin()
             w("- zeropool's defaults on this machine: %s.%s" % (
                 info["zp_defaults"],
-                " The default policy is LIFO today, so "
-                "`zeropool` and `zeropool-lifo` run the same code: the gap "
-                "between their rows is a direct measure of the noise%s." %
-                self.noise() if same else ""))
+                " The default policy is %s, so `zeropool` and `%s` run the "
+                "same code: the gap between their rows is a direct measure "
+                "of the noise%s." % (
+                    "LIFO" if twin == LIFO_NAME else "CLOCK-Pro", twin,
+                    self.noise(twin)) if twin else ""))
         if self.args.smoke:
             w("- **Smoke run** (`--quick`, minimal iterations): the figures "
               "are not measurements; this file only shows that every "
@@ -623,6 +704,7 @@ class Report:
         self.section_rust()
         self.section_threads()
         self.section_realistic()
+        self.section_eviction()
         self.section_memory()
         self.section_impls()
         errs = self.d.errors()
@@ -634,14 +716,21 @@ class Report:
             w()
         return "\n".join(self.out).rstrip() + "\n"
 
-    def noise(self):
-        """How far apart the two zeropool rows are on the one-thread cycles
-        (when they run the same code)."""
+    def default_twin(self):
+        """The named variant that runs the default pool's policy (from the
+        zeropool_defaults context: "... eviction lifo"), or None."""
+        d = self.info.get("zp_defaults") or ""
+        return POLICY_OF.get(d.rsplit("eviction ", 1)[-1]) \
+            if "eviction " in d else None
+
+    def noise(self, twin):
+        """How far apart the default pool's row and its twin's (the same
+        code) are on the one-thread cycles."""
         gaps = []
         for (wl, n, p, t), r in self.d.results.items():
             if n == POOL_NAME and wl.startswith("cycle_") and t == 1:
                 a = median(r["ns"])
-                b = self.d.ns(wl, "zeropool-lifo", p, t)
+                b = self.d.ns(wl, twin, p, t)
                 if a and b:
                     gaps.append(abs(b / a - 1))
         if not gaps:
@@ -740,9 +829,13 @@ class Report:
         w()
         self.impl_table(
             "cycle_bare", SIZES, sizes,
-            extra_rows=[("zeropool bookkeeping (direct calls)",
-                         lambda s: fmt_ns(self.d.ns("bookkeeping", POOL_NAME,
-                                                    s)))])
+            extra_rows=[("%s bookkeeping (direct calls)" % n,
+                         lambda s, n=n: fmt_ns(self.d.ns("bookkeeping", n, s)))
+                        for n in self.pools()])
+
+    def pools(self):
+        """The zeropool variants of this run, the default first."""
+        return [n for n in self.names if self.by_name[n].has(POOL)]
 
     def best_row(self, workload, label):
         malloc_only = [n for n in self.general if n not in self.zeroing]
@@ -927,6 +1020,102 @@ class Report:
                  "file_stream throughput", "socket_echo, per message"],
                 rows + [best, ratio]))
 
+    def section_eviction(self):
+        w = self.w
+        d = self.d
+        w("## 5. Eviction under a byte budget (issue 4)")
+        w()
+        w("The traces of the simulator `tools/sim/zp_sim` (same generator, "
+          "seeds and length: see [docs/clockpro.md](docs/clockpro.md)) "
+          "replayed once, on one thread, through a real pool built with "
+          "each policy: one shard, `tls_cache_size` 2 (so that the shard "
+          "and its policy see nearly every get and put), `max_pooled_bytes` "
+          "= 1/4 or 1/8 of the trace's peak idle bytes when nothing is "
+          "released (the simulator's budgets), `max_buffers_per_shard` = "
+          "budget / 4 KiB + 1. Each get writes the buffer's first 4 KiB and "
+          "is put with that as used: the rows measure the policy and the "
+          "mappings its misses and evictions cost, not memset (a miss's "
+          "page faults beyond the first page are not in ns per op). One op "
+          "= a get or a put; the trace is replayed exactly once per run.")
+        w()
+        w("Misses: gets that needed fresh memory, per 1000 gets. MiB from "
+          "the OS: the bytes the pool mapped during the replay (the sum of "
+          "the rises of `zp_stats.mapped_bytes`, mappings in brackets), and "
+          "peak mapped: the most it held at once; both from a second, "
+          "untimed replay that reads the pool's counters after every get. "
+          "RSS growth: the process's high-water mark during the timed "
+          "replay minus its RSS at the start (only the touched first pages "
+          "count). The replay is deterministic (one thread, one shard; "
+          "CLOCK-Pro's decay counts operations), so misses, evictions and "
+          "MiB are the same in every pass; ns per op is the median of the "
+          "passes.")
+        w()
+        pools = self.pools()
+        for wl, label in EVICT_WORKLOADS:
+            w("### %s (`%s`)" % (label[0].upper() + label[1:], wl))
+            w()
+            rows = []
+            for div in EVICT_DIVS:
+                budget = next((d.counter("budget_mib", wl, n, div)
+                               for n in pools
+                               if d.counter("budget_mib", wl, n, div)), None)
+                bl = "1/%d (%s)" % (div, "%.1f MiB" % budget if budget
+                                    else "–")
+                for n in pools:
+                    ns = d.ns(wl, n, div)
+                    if ns is None:
+                        continue
+                    def c(name, n=n, div=div):
+                        return d.counter(name, wl, n, div)
+                    maps = c("os_maps")
+                    rss = c("rss_growth_mib")
+                    rows.append([
+                        bl, "**%s**" % n if n == POOL_NAME else n,
+                        fmt_num(c("misses_per_kget"), "%.2f"),
+                        fmt_num(c("misses"), "%.0f"),
+                        fmt_num(c("evictions_total"), "%.0f"),
+                        fmt_ns(ns),
+                        "%s (%s)" % (fmt_num(c("os_mib"), "%.0f"),
+                                     fmt_num(maps, "%.0f")),
+                        fmt_num(c("peak_mapped_mib"), "%.1f"),
+                        "%.1f MiB" % rss if rss is not None and rss >= 0
+                        else "–"])
+                ratio = [bl, "CLOCK-Pro ÷ LIFO"]
+                for name in ("misses_per_kget", "misses", "evictions_total"):
+                    a = d.counter(name, wl, CP_NAME, div)
+                    b = d.counter(name, wl, LIFO_NAME, div)
+                    ratio.append(fmt_ratio(a / b) if a is not None and b
+                                 else "–")
+                a, b = d.ns(wl, CP_NAME, div), d.ns(wl, LIFO_NAME, div)
+                ratio.append(fmt_ratio(a / b) if a and b else "–")
+                for name in ("os_mib", "peak_mapped_mib"):
+                    a = d.counter(name, wl, CP_NAME, div)
+                    b = d.counter(name, wl, LIFO_NAME, div)
+                    ratio.append(fmt_ratio(a / b) if a is not None and b
+                                 else "–")
+                ratio.append("")
+                rows.append(ratio)
+            w(table(["budget", "implementation", "misses / 1000 gets",
+                     "misses", "evictions", "ns per op",
+                     "MiB from the OS (mappings)", "peak mapped MiB",
+                     "RSS growth"], rows))
+        # What would make the figures above untrustworthy, said if it
+        # happened: a replay that differed from its twin or between passes.
+        odd = []
+        for (wl, n, p, t), r in sorted(d.results.items()):
+            if not wl.startswith("evict_"):
+                continue
+            if any(v < 1 for v in r.get("replay_equal", [])):
+                odd.append("`%s/%s/%d`: the untimed replay missed "
+                           "differently from the timed one" % (wl, n, p))
+            ms = r.get("misses", [])
+            if ms and min(ms) != max(ms):
+                odd.append("`%s/%s/%d`: misses varied between passes "
+                           "(%.0f–%.0f)" % (wl, n, p, min(ms), max(ms)))
+        if odd:
+            w("Not deterministic in this run: " + "; ".join(odd) + ".")
+            w()
+
     def section_memory(self):
         w = self.w
         w("## Memory")
@@ -1030,7 +1219,8 @@ def plots(data, impls, args):
 
     # One colour per family; the calloc variant dashed; zeropool thick.
     colours = {"floor": "#000000", "zeropool": "#1b7837",
-               "zeropool-lifo": "#7fbf7b", "glibc": "#e08214",
+               "zeropool-lifo": "#7fbf7b", "zeropool-clockpro": "#35978f",
+               "glibc": "#e08214",
                "mimalloc": "#762a83", "jemalloc": "#2166ac",
                "tcmalloc": "#d6604d", "sodium": "#8c510a",
                "openssl-secure": "#878787"}
@@ -1123,6 +1313,12 @@ def expected_keys(impls):
         for s in (4 << 10, 64 << 10):
             keys.add(("prodcons", im.name, s, 1))
             keys.add(("prodcons", "floor", s, 1))
+        if im.has(POOL):
+            for s in SIZES:
+                keys.add(("bookkeeping", im.name, s, 1))
+            for wl, _ in EVICT_WORKLOADS:
+                for div in EVICT_DIVS:
+                    keys.add((wl, im.name, div, 1))
     return keys
 
 
