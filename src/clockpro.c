@@ -34,14 +34,22 @@
  * every grant follows an operation, so the passes stay O(1) amortised.
  *
  * Decay. Under the budget the hands would never move, and idle memory a
- * burst left behind would stay forever (as with LIFO). The policy follows
- * the bytes the caller has out: bytes out rise on hits and misses and fall
- * on puts; their peak jumps up with them and decays back by 1/2^18 of the
- * gap per operation. Recent demand can use at most peak - out idle bytes;
- * with the peak again as slack that is the idle target. While idle
- * bytes exceed it, each put may have the cold hand release two more
- * entries: the same hand, the same order, so it releases what CLOCK-Pro
- * considers coldest and the cold hand's passes stay as cheap.
+ * burst left behind would stay forever (as with LIFO). Two signals, both
+ * O(1) per operation, decide what may go:
+ *   demand     bytes out rise on hits and misses and fall on puts; their
+ *              peak jumps up with them and decays back by 1/2^17 of the gap
+ *              per operation. Recent demand can use at most peak - out idle
+ *              bytes; with the peak again as slack that is the idle target.
+ *   low water  the fewest resident bytes at the start of any operation of
+ *              a window of 2^17 operations: capacity no operation of the
+ *              window touched. At the window's end it becomes the debt.
+ * While resident bytes exceed the idle target and debt is left, each put
+ * may have the cold hand release two more entries (each pays its size off
+ * the debt): the same hand, the same order, so it releases what CLOCK-Pro
+ * considers coldest. The demand rule alone is summed over classes (one
+ * class rising while another falls); the window alone misses cycles longer
+ * than a window; each is wrong in different traces, and releasing only what
+ * both agree on is what held the simulator's bar at twice the speed.
  */
 #include "clockpro.h"
 
@@ -102,6 +110,7 @@ int zp__cp_init(zp__clockpro *cp, void *mem, const size_t *class_size,
   cp->cold_min = budget / 64 ? budget / 64 : 1;
   cp->cold_target = cp->cold_min;
   cp->hand_hot = cp->hand_cold = cp->hand_test = NIL;
+  cp->low_water = SIZE_MAX;
   return 0;
 }
 
@@ -338,10 +347,31 @@ static int cold_evict(zp__clockpro *cp) {
 
 /* ---- demand, for decay --------------------------------------------------- */
 
-/* After every operation: the peak follows bytes out up at once and down
- * by 1/2^ZP__CP_DECAY_SHIFT of the gap (at least a byte), so any gap
+/* At the start of every operation: the window's low water; at a window's
+ * end, the debt, and the out_* counts halved (O(classes) once per window:
+ * O(1) amortised). */
+static void window_note(zp__clockpro *cp) {
+  size_t r = zp__cp_resident_bytes(cp);
+  if (r < cp->low_water)
+    cp->low_water = r;
+  if (++cp->decay_ops < ZP__CP_DECAY_WINDOW)
+    return;
+  cp->decay_debt = cp->low_water; /* replaces what is left of the last */
+  cp->decay_ops = 0;
+  cp->low_water = SIZE_MAX;
+  for (unsigned c = 0; c < cp->nclasses; c++) {
+    cp->out_hot[c] /= 2;
+    cp->out_test[c] /= 2;
+    cp->out_cold[c] /= 2;
+    cp->out_fault[c] /= 2;
+  }
+}
+
+/* After every change of bytes out: the peak follows them up at once and
+ * down by 1/2^ZP__CP_DECAY_SHIFT of the gap (at least a byte), so any gap
  * halves within about 2^ZP__CP_DECAY_SHIFT operations. */
 static void demand_note(zp__clockpro *cp) {
+  window_note(cp);
   if (cp->out_bytes >= cp->demand_peak) {
     cp->demand_peak = cp->out_bytes;
     return;
@@ -460,10 +490,14 @@ int zp__cp_victim(zp__clockpro *cp) {
   if (zp__cp_resident_bytes(cp) > cp->budget ||
       cp->nhot + cp->ncold > cp->max_resident)
     return cold_evict(cp);
-  if (cp->decay_quota && zp__cp_resident_bytes(cp) > zp__cp_idle_target(cp)) {
+  if (cp->decay_quota && cp->decay_debt &&
+      zp__cp_resident_bytes(cp) > zp__cp_idle_target(cp)) {
     cp->decay_quota--;
     cp->st.decay_evictions++;
-    return cold_evict(cp);
+    int v = cold_evict(cp);
+    size_t s = cp->class_size[v];
+    cp->decay_debt = cp->decay_debt > s ? cp->decay_debt - s : 0;
+    return v;
   }
   cp->decay_quota = 0; /* nothing more until the next put */
   return -1;
@@ -486,6 +520,8 @@ void zp__cp_drop_resident(zp__clockpro *cp) {
   cp->nhot = cp->ncold = 0;
   cp->hot_bytes = cp->cold_bytes = 0;
   cp->decay_quota = 0;
+  cp->decay_debt = 0;
+  cp->low_water = 0; /* the rest of this window held nothing idle */
 }
 
 /* ---- invariants ---------------------------------------------------------- */
@@ -584,5 +620,7 @@ const char *zp__cp_check(const zp__clockpro *cp) {
     return "demand peak below bytes out";
   if (cp->decay_quota > ZP__CP_DECAY_PER_PUT)
     return "decay quota out of range";
+  if (cp->decay_ops >= ZP__CP_DECAY_WINDOW)
+    return "decay window overran";
   return NULL;
 }

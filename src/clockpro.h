@@ -27,13 +27,13 @@
  *                   hand evicts it or the hot hand demotes it: a small
  *                   buffer costs little budget per get it serves, so it is
  *                   kept longer (GreedyDual-Size's cost / size, as passes)
- *   decay           the policy follows the bytes the caller has out; when
- *                   idle bytes exceed what recent demand can use (the
+ *   decay           idle bytes above what recent demand can use (the
  *                   decaying peak of bytes out, minus bytes out now, plus
- *                   that peak again as slack), each put may release up to
- *                   two more entries through the same cold hand, so idle
- *                   memory shrinks after a burst without a trim call or a
- *                   thread
+ *                   that peak again as slack) that also stayed idle through
+ *                   a whole window of ZP__CP_DECAY_WINDOW operations (its
+ *                   low-water mark) are released, up to two per put,
+ *                   through the same cold hand: idle memory shrinks after
+ *                   a burst without a trim call or a thread
  *
  * The caller keeps, per class, exactly as many idle buffers as the policy
  * has resident entries: every put it keeps goes through zp__cp_put, every
@@ -77,12 +77,20 @@ typedef struct zp__cp_entry {
  * ZP__CP_CREDIT_MAX (which bounds the passes one reference pays for). */
 #define ZP__CP_CREDIT_DIV 16u
 #define ZP__CP_CREDIT_MAX 64u
-/* Decay: the demand peak moves toward the bytes out by 1/2^SHIFT of the
- * gap per operation (a time constant of about 262k operations, longer than
- * the slowest demand cycle of the simulator's traces: a shorter one
- * releases buffers a cycle's next rise needs); each put may release up to
- * ZP__CP_DECAY_PER_PUT entries above the idle target. */
-#define ZP__CP_DECAY_SHIFT 18u
+/* Decay (docs/clockpro.md, "Decay", has the measurements): the demand
+ * peak moves toward the bytes out by 1/2^SHIFT of the gap per operation (a
+ * time constant of about 131k operations); resident bytes above the idle
+ * target are released only up to the low-water mark of resident bytes over
+ * the last window of ZP__CP_DECAY_WINDOW operations (what no operation of
+ * that window needed), at most ZP__CP_DECAY_PER_PUT per put. Either rule
+ * alone, at these constants, costs more than 1 % misses over LIFO on some
+ * simulated trace; together they hold it. Operations are hits, misses and
+ * puts: in a pool, a batch of n counts n. At the end of each window the
+ * per-class out_* counts are halved, so that buffers that never come back
+ * (kept in a thread cache, returned to another shard, freed to the OS) do
+ * not keep deciding what status later puts bring. */
+#define ZP__CP_DECAY_SHIFT 17u
+#define ZP__CP_DECAY_WINDOW 131072u
 #define ZP__CP_DECAY_PER_PUT 2u
 
 /* Counters, for statistics and tests. */
@@ -118,6 +126,10 @@ typedef struct zp__clockpro {
   /* Demand, for decay: bytes the caller has out (gets minus puts, as far
    * as this instance saw them), and their peak, decaying toward them. */
   size_t out_bytes, demand_peak;
+  /* The decay window: operations in the current one, the fewest resident
+   * bytes at the start of any of them, and what the last window's low
+   * water still allows decay to release. */
+  size_t decay_ops, low_water, decay_debt;
   unsigned decay_quota; /* decay evictions the current put may still do */
   zp__cp_stats st;
 } zp__clockpro;
@@ -166,7 +178,8 @@ static inline size_t zp__cp_resident_bytes(const zp__clockpro *cp) {
 }
 
 /* Idle bytes recent demand can use: what decay shrinks resident bytes
- * toward (never above the budget). */
+ * toward (never above the budget), as far as the window's low water lets
+ * it. */
 size_t zp__cp_idle_target(const zp__clockpro *cp);
 
 /* Checks every invariant by walking the whole structure: O(entries), for

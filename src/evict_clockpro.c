@@ -14,31 +14,19 @@
  * (zp__cp_victim_force): the cold hand picks the class, exactly as it does
  * when the instance's own limits are exceeded.
  *
- * Decay. CLOCK-Pro's hands move only under pressure: below the limits it
- * keeps every idle buffer, however long unused. So idle memory follows
- * demand by a per-shard low-water mark over windows of shard operations:
- * the fewest idle bytes the shard held during a window were not needed in
- * it, and half of them are released over the next window, one buffer per
- * operation, chosen by the cold hand (cold, unreferenced capacity first).
- * A burst's leftovers halve every window; what the working set cycles
- * through never sits at the low-water mark and stays. When clockpro.c
- * grows its own per-operation decay, cp_decay below is where it plugs in.
+ * Decay lives in clockpro.c, nowhere else (so that tools/sim/zp_sim
+ * replays exactly what a shard runs): zp__cp_victim, which the shard's
+ * victim loop calls after every admitted buffer, also names the classes
+ * decay releases (at most two per put). This file adds no decay rule; the
+ * eviction interface's decay hook stays NULL. A shard's instance counts
+ * its own operations (a refill of n is n hits, a flush of n is n puts).
  */
 #include "clockpro.h"
 #include "eviction.h"
 #include "pool.h"
 
-/* Shard operations per decay window: long enough that a working set
- * cycling through the shard shows its peak in every window, at least twice
- * the count limit so that one release per operation can pay any debt. */
-#define ZP__DECAY_MIN_WINDOW 256u
-
 typedef struct cp_shard {
   zp__clockpro cp;
-  size_t window;    /* operations per window */
-  size_t ops;       /* operations in the current window */
-  size_t low_water; /* fewest idle bytes after an operation in it */
-  size_t debt;      /* idle bytes still to release from the last window */
 } cp_shard;
 
 #define CP_HEADER ((sizeof(cp_shard) + 15) & ~(size_t)15)
@@ -58,10 +46,6 @@ static void cp_init(zp_pool *pool, zp__shard *sh) {
   int rc = zp__cp_init(&s->cp, (char *)s + CP_HEADER, pool->classes.size,
                        pool->classes.count, pool->cfg.max_pooled_bytes, max);
   (void)rc;
-  s->window = 2 * max > ZP__DECAY_MIN_WINDOW ? 2 * max : ZP__DECAY_MIN_WINDOW;
-  s->ops = 0;
-  s->low_water = SIZE_MAX;
-  s->debt = 0;
 }
 
 static void cp_took(zp_pool *pool, zp__shard *sh, unsigned cls, size_t n) {
@@ -90,31 +74,9 @@ static int cp_victim(zp_pool *pool, zp__shard *sh, unsigned incoming,
   return v >= 0 || !must ? v : zp__cp_victim_force(cp);
 }
 
-static int cp_decay(zp_pool *pool, zp__shard *sh) {
-  cp_shard *s = state(sh);
-  if (sh->idle_bytes < s->low_water)
-    s->low_water = sh->idle_bytes;
-  if (++s->ops >= s->window) {
-    s->debt = s->low_water / 2; /* replaces what is left of the last one */
-    s->ops = 0;
-    s->low_water = SIZE_MAX;
-  }
-  if (!s->debt || !sh->count)
-    return -1;
-  int v = zp__cp_victim_force(&s->cp);
-  if (v >= 0) {
-    size_t size = zp__class_size(pool, (unsigned)v);
-    s->debt = s->debt > size ? s->debt - size : 0;
-  }
-  return v;
-}
-
 static void cp_dropped_all(zp_pool *pool, zp__shard *sh) {
   (void)pool;
-  cp_shard *s = state(sh);
-  zp__cp_drop_resident(&s->cp);
-  s->debt = 0;
-  s->low_water = 0;
+  zp__cp_drop_resident(&state(sh)->cp);
 }
 
 static const char *cp_check(zp_pool *pool, zp__shard *sh) {
@@ -136,6 +98,6 @@ const zp__eviction_ops zp__eviction_clock_pro = {.policy =
                                                  .missed = cp_missed,
                                                  .admit = cp_admit,
                                                  .victim = cp_victim,
-                                                 .decay = cp_decay,
+                                                 .decay = NULL,
                                                  .dropped_all = cp_dropped_all,
                                                  .check = cp_check};
