@@ -71,7 +71,7 @@ typedef struct zp_pool zp_pool;
 /* Which idle buffers a pool keeps and which it releases. zp_pool_config()
  * reports the policy in effect (never ZP_EVICTION_DEFAULT). */
 typedef enum zp_eviction {
-  ZP_EVICTION_DEFAULT = 0, /* the library's choice: LIFO today */
+  ZP_EVICTION_DEFAULT = 0, /* the library's choice: CLOCK-Pro */
   ZP_EVICTION_LIFO = 1,    /* keeps every idle buffer while the limits
                               allow; at a limit releases one of the class
                               the shard holds most of */

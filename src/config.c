@@ -11,8 +11,8 @@
  *   max_pooled_bytes      16 MiB x cores, at least 64 MiB, at most RAM / 8
  *                         (but never below one min_buffer_size)
  *   min_buffer_size       4 KiB (one page)
- *   eviction_policy       LIFO for now (ZP__DEFAULT_EVICTION below: making
- *                         CLOCK-Pro the default is that one line)
+ *   eviction_policy       CLOCK-Pro (ZP__DEFAULT_EVICTION below), on the
+ *                         evidence in docs/clockpro.md and BENCHMARKS.md
  */
 #include "zp_testing.h"
 
@@ -23,7 +23,7 @@
 #define MIB ((size_t)1 << 20)
 
 /* What ZP_EVICTION_DEFAULT resolves to. */
-#define ZP__DEFAULT_EVICTION ZP_EVICTION_LIFO
+#define ZP__DEFAULT_EVICTION ZP_EVICTION_CLOCK_PRO
 
 static size_t next_pow2(size_t n) {
   size_t p = 1;

@@ -166,7 +166,7 @@ static void test_config_defaults(void **state) {
   assert_true(c.max_buffers_per_shard > 0);
   assert_true(c.max_pooled_bytes > 0);
   assert_true(c.max_pooled_bytes >= c.min_buffer_size);
-  assert_int_equal(c.eviction_policy, ZP_EVICTION_LIFO);
+  assert_int_equal(c.eviction_policy, ZP_EVICTION_CLOCK_PRO);
   assert_false(c.pinned_memory);
   for (i = 0; i < 6; i++)
     assert_int_equal(c.reserved[i], 0);
@@ -199,8 +199,8 @@ static void test_config_keeps_explicit(void **state) {
   zp_pool_destroy(pool);
 }
 
-/* CLOCK-Pro is reported when asked for; the default resolves to a real
- * policy (LIFO today), never to ZP_EVICTION_DEFAULT. */
+/* CLOCK-Pro and LIFO are reported when asked for; the default resolves to
+ * a real policy (CLOCK-Pro), never to ZP_EVICTION_DEFAULT. */
 static void test_clock_pro_reported(void **state) {
   zp_builder b, c;
   zp_pool *pool;
@@ -215,6 +215,12 @@ static void test_clock_pro_reported(void **state) {
   assert_int_equal(c.num_shards, 2);
   zp_pool_destroy(pool);
   b.eviction_policy = ZP_EVICTION_DEFAULT;
+  pool = zp_pool_new(&b);
+  assert_non_null(pool);
+  assert_int_equal(zp_pool_config(pool, &c), 0);
+  assert_int_equal(c.eviction_policy, ZP_EVICTION_CLOCK_PRO);
+  zp_pool_destroy(pool);
+  b.eviction_policy = ZP_EVICTION_LIFO;
   pool = zp_pool_new(&b);
   assert_non_null(pool);
   assert_int_equal(zp_pool_config(pool, &c), 0);

@@ -41,7 +41,7 @@ static void test_clock_pro_selected_and_reported(void **state) {
   } cases[] = {
       {ZP_EVICTION_CLOCK_PRO, ZP_EVICTION_CLOCK_PRO, "clock-pro"},
       {ZP_EVICTION_LIFO, ZP_EVICTION_LIFO, "lifo"},
-      {ZP_EVICTION_DEFAULT, ZP_EVICTION_LIFO, "lifo"}, /* the default today */
+      {ZP_EVICTION_DEFAULT, ZP_EVICTION_CLOCK_PRO, "clock-pro"}, /* default */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     zp_pool *pool = new_pool(cases[i].asked, 2, 0, 0, 0);

@@ -111,7 +111,7 @@ static void test_resolve_made_up_machines(void **state) {
     assert_in_range(out.tls_cache_size, 4, 16);
     assert_int_equal(out.min_buffer_size, 4096);
     assert_int_equal(out.max_buffers_per_shard, 64);
-    assert_int_equal(out.eviction_policy, ZP_EVICTION_LIFO);
+    assert_int_equal(out.eviction_policy, ZP_EVICTION_CLOCK_PRO);
     want_budget = 16 * ZP_MIB * cores[i];
     if (want_budget < 64 * ZP_MIB)
       want_budget = 64 * ZP_MIB;
