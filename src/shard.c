@@ -153,14 +153,22 @@ static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
   size_t csize = zp__class_size(pool, cls), n = 0, nevicted;
   zp__buf *evicted = NULL;
   pthread_mutex_lock(&sh->lock);
-  zp__buf *head = sh->head[cls], *last = NULL;
-  for (zp__buf *b = head; b && n < max; b = b->next) {
-    last = b;
-    n++;
-  }
-  if (n) {
+  zp__buf *head = sh->head[cls];
+  if (sh->nbufs[cls] <= max) {
+    /* The whole list, already NULL-terminated: no walk. The buffers were
+     * usually put by another thread (producer/consumer), so walking them
+     * would wait for each descriptor's line from that thread's cache, one
+     * after another, with the lock held. */
+    n = sh->nbufs[cls];
+    sh->head[cls] = NULL;
+  } else {
+    zp__buf *last = head;
+    for (n = 1; n < max; n++)
+      last = last->next;
     sh->head[cls] = last->next;
     last->next = NULL;
+  }
+  if (n) {
     sh->nbufs[cls] -= (uint32_t)n;
     sh->count -= n;
     sh->idle_bytes -= n * csize;
