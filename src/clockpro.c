@@ -98,11 +98,8 @@ int zp__cp_init(zp__clockpro *cp, void *mem, const size_t *class_size,
     cp->res_count[c] = cp->out_hot[c] = cp->out_test[c] = 0;
     cp->out_cold[c] = cp->out_fault[c] = 0;
   }
-  for (uint32_t i = 0; i < cp->cap; i++) {
-    memset(&cp->e[i], 0, sizeof cp->e[i]);
-    cp->e[i].next = i + 1 < cp->cap ? i + 1 : NIL;
-  }
-  cp->free_list = 0;
+  cp->free_list = NIL;
+  cp->fresh = 0;
   cp->nclasses = nclasses;
   cp->class_size = class_size;
   cp->budget = budget;
@@ -117,8 +114,15 @@ int zp__cp_init(zp__clockpro *cp, void *mem, const size_t *class_size,
 /* ---- entries, the clock and the class lists ------------------------------ */
 
 static uint32_t entry_alloc(zp__clockpro *cp, unsigned cls, unsigned flags) {
-  uint32_t i = cp->free_list; /* never NIL: cap covers every limit + 1 */
-  cp->free_list = cp->e[i].next;
+  /* A freed entry, else a fresh one: never out of both, cap covers every
+   * limit + 1. */
+  uint32_t i = cp->free_list;
+  if (i != NIL) {
+    cp->free_list = cp->e[i].next;
+  } else {
+    i = cp->fresh++;
+    memset(&cp->e[i], 0, sizeof cp->e[i]);
+  }
   cp->e[i].cls = cls;
   cp->e[i].flags = flags | ZP__CP_USED;
   cp->e[i].credit = 0;
@@ -538,7 +542,7 @@ const char *zp__cp_check(const zp__clockpro *cp) {
     uint32_t i = start;
     do {
       const zp__cp_entry *x = &cp->e[i];
-      if (i >= cp->cap || !(x->flags & ZP__CP_USED))
+      if (i >= cp->fresh || !(x->flags & ZP__CP_USED))
         return "a free entry in the clock";
       if (cp->e[x->next].prev != i)
         return "clock links broken";
@@ -605,12 +609,14 @@ const char *zp__cp_check(const zp__clockpro *cp) {
     return "an entry in no class list";
   size_t nfree = 0;
   for (uint32_t i = cp->free_list; i != NIL; i = cp->e[i].next) {
+    if (i >= cp->fresh)
+      return "a never-used entry on the free list";
     if (cp->e[i].flags)
       return "a used entry on the free list";
     if (++nfree > cp->cap)
       return "the free list does not end";
   }
-  if (nfree + n != cp->cap)
+  if (cp->fresh > cp->cap || nfree + n != cp->fresh)
     return "entries lost";
   if (cp->cold_target < cp->cold_min || cp->cold_target > cp->budget)
     return "cold target out of range";

@@ -107,6 +107,10 @@ typedef struct zp__cp_stats {
 typedef struct zp__clockpro {
   zp__cp_entry *e;
   uint32_t cap, free_list;
+  /* Entries [fresh, cap) were never used and are never read: an instance
+   * touches its memory only as it needs entries (a pool's shards may be
+   * sized for far more buffers than they ever hold). */
+  uint32_t fresh;
   unsigned nclasses;
   const size_t *class_size; /* [nclasses], the caller's */
   uint32_t *res_head;       /* [nclasses] most recent resident entry */

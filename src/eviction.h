@@ -32,8 +32,9 @@ typedef struct zp__eviction_ops {
   void (*took)(zp_pool *pool, struct zp__shard *sh, unsigned cls, size_t n);
   /* A get of cls found no idle buffer in any shard: fresh memory. */
   void (*missed)(zp_pool *pool, struct zp__shard *sh, unsigned cls);
-  /* A buffer of cls joins the shard's idle buffers (it is already linked).
-   * False: the policy cannot keep it; the shard releases it again. */
+  /* A buffer of cls is about to join the shard's idle buffers (the shard
+   * links it right after). False: the policy cannot keep it; the shard
+   * releases it instead. */
   bool (*admit)(zp_pool *pool, struct zp__shard *sh, unsigned cls);
   /* The class of an idle buffer to release now, or -1. must: a limit of
    * the pool (byte budget, max_buffers_per_shard) is hit and the policy

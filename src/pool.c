@@ -219,10 +219,12 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
        * are (it was empty), without a walk: the pops that follow touch
        * each descriptor one get at a time (tc_pop prefetches the next). */
       b = list;
-      tc->head[cls] = b->next;
       zp__counter_add(&tc->count, n - 1);
       zp__counter_add(&tc->credit, n * csize);
       zp__counter_add(&tc->room, csize); /* n * csize in, (n - 1) held */
+      /* Published after the credit: a fork child that finds this thread
+       * mid-refill returns the credit with the cache (tcache.c). */
+      tc->head[cls] = b->next;
     }
     /* Keep at most tc_byte_cap of credit beyond what we hold. */
     size_t room = zp__counter_get(&tc->room);

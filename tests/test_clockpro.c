@@ -436,6 +436,35 @@ static void test_out_counts_decay(void **state) {
 /* Random traces: the caller's per-class idle counts always equal the
  * policy's resident entries, resident bytes stay within budget after each
  * put, test entries stay bounded, every invariant of zp__cp_check holds. */
+/* An instance touches its entries only as it uses them: init writes none,
+ * and memory never needed keeps whatever it held (a shard sized for 2^20
+ * buffers must not commit 32 MiB up front). Garbage in the memory does not
+ * matter either. */
+static void test_entries_touched_lazily(void **state) {
+  enum { MAX = 1000 };
+  size_t bytes = zp__cp_mem_size(3, MAX);
+  unsigned char *mem = malloc(bytes);
+  zp__clockpro cp;
+  int i;
+  (void)state;
+  assert_non_null(mem);
+  memset(mem, 0xA5, bytes);
+  assert_int_equal(zp__cp_init(&cp, mem, sizes, 3, 64 * 4096, MAX), 0);
+  cp.demand_peak = (size_t)1 << 40;
+  for (i = 0; i < 20; i++)
+    (void)put(&cp, (unsigned)i % 2, NULL);
+  /* 20 entries used; the last entry's bytes were never written. */
+  assert_true(cp.fresh <= 21);
+  for (size_t b = 0; b < sizeof(zp__cp_entry); b++)
+    assert_int_equal(((unsigned char *)&cp.e[cp.cap - 1])[b], 0xA5);
+  for (i = 0; i < 10; i++)
+    zp__cp_hit(&cp, (unsigned)i % 2);
+  for (i = 0; i < 10; i++)
+    (void)put(&cp, (unsigned)i % 2, NULL);
+  check(&cp);
+  free(mem);
+}
+
 static void test_property_random_traces(void **state) {
   (void)state;
   size_t rounds = zp_test_iters(40, 4), ops = zp_test_iters(20000, 2000);
@@ -508,6 +537,7 @@ int main(void) {
       cmocka_unit_test(test_decay_follows_demand),
       cmocka_unit_test(test_decay_bounded_by_window_low_water),
       cmocka_unit_test(test_out_counts_decay),
+      cmocka_unit_test(test_entries_touched_lazily),
       cmocka_unit_test(test_property_random_traces),
   };
   zp_test_apply_filter();
