@@ -45,19 +45,24 @@ int zp__shards_init(zp_pool *pool) {
   uint32_t *nbufs = zp__os_calloc(n * nclasses, sizeof(uint32_t));
   pool->nonempty =
       zp__os_calloc(nclasses * pool->mask_words, sizeof(_Atomic uint64_t));
+  /* calloc, not an aligned calloc that memsets: pages a policy never
+   * touches (CLOCK-Pro's entries beyond what a shard holds) stay
+   * uncommitted. Aligned by hand; pool->evict_mem keeps what to free. */
+  char *raw = state ? zp__os_calloc(1, n * state + ZP__CACHE_LINE) : NULL;
   char *states =
-      state ? zp__os_aligned_calloc(ZP__CACHE_LINE, n * state) : NULL;
+      raw ? (char *)zp__align_up((uintptr_t)raw, ZP__CACHE_LINE) : NULL;
   if (!pool->shards || !heads || !nbufs || !pool->nonempty ||
       (state && !states)) {
     zp__os_free(pool->shards);
     zp__os_free(heads);
     zp__os_free(nbufs);
     zp__os_free(pool->nonempty);
-    zp__os_free(states);
+    zp__os_free(raw);
     pool->shards = NULL;
     pool->nonempty = NULL;
     return -ENOMEM;
   }
+  pool->evict_mem = raw;
   for (size_t i = 0; i < n; i++) {
     zp__shard *sh = &pool->shards[i];
     pthread_mutex_init(&sh->lock, NULL);
@@ -78,7 +83,8 @@ void zp__shards_fini(zp_pool *pool) {
     pthread_mutex_destroy(&pool->shards[i].lock);
   zp__os_free(pool->shards[0].head);
   zp__os_free(pool->shards[0].nbufs);
-  zp__os_free(pool->shards[0].evict);
+  zp__os_free(pool->evict_mem);
+  pool->evict_mem = NULL;
   zp__os_free(pool->shards);
   zp__os_free(pool->nonempty);
   pool->shards = NULL;
