@@ -195,6 +195,12 @@ void zp__budget_release(zp_pool *pool, size_t bytes);
  * cached span view (zp__tcache.span) is trusted only while it is unchanged. */
 extern _Atomic uint64_t zp__span_epoch;
 
+/* A list of idle buffers is longer than its count says, or has a cycle:
+ * some buffer is in it twice, which racing double puts (two threads putting
+ * the same buffer at the same instant) can do. Aborts with a "zeropool:"
+ * line instead of walking forever. */
+__attribute__((noreturn)) void zp__list_corrupt(const char *where);
+
 /* tcache.c */
 /* The calling thread's last used cache; never NULL: zp__tcache_none (a
  * cache of no pool, which every zp__tc_enter refuses) when there is none.

@@ -283,8 +283,11 @@ zp__buf *zp__shards_drain(zp_pool *pool) {
       zp__buf *b = sh->head[c];
       if (!b)
         continue;
-      while (b->next)
+      /* Exactly nbufs[c] buffers; a longer list holds one twice. */
+      for (uint32_t k = 1; k < sh->nbufs[c] && b; k++)
         b = b->next;
+      if (!b || b->next)
+        zp__list_corrupt("a shard");
       b->next = all;
       all = sh->head[c];
       sh->head[c] = NULL;

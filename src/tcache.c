@@ -68,15 +68,23 @@ __attribute__((destructor)) static void zp__unload(void) {
     pthread_key_delete(exit_key);
 }
 
+void zp__list_corrupt(const char *where) {
+  zp__misuse("the idle buffers of %s are corrupt: a buffer is in them twice "
+             "(two threads put the same buffer at the same instant?)",
+             where);
+}
+
 /* Unlinks every buffer of tc onto the front of all; returns the new list.
- * The caller owns tc->credit. */
+ * The caller owns tc->credit. Walks at most count buffers. */
 static zp__buf *take_all(zp_pool *pool, zp__tcache *tc, zp__buf *all) {
+  size_t left = zp__counter_get(&tc->count);
   for (unsigned c = 0; c < pool->classes.count; c++) {
     zp__buf *b = tc->head[c];
     if (!b)
       continue;
-    while (b->next)
-      b = b->next;
+    for (; b->next; b = b->next)
+      if (left-- == 0)
+        zp__list_corrupt("a thread cache");
     b->next = all;
     all = tc->head[c];
     tc->head[c] = NULL;
@@ -96,10 +104,14 @@ static zp__buf *take_all(zp_pool *pool, zp__tcache *tc, zp__buf *all) {
 void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max) {
   zp__buf *head = tc->head[cls], *last = NULL;
   size_t n = 0, csize = zp__class_size(pool, cls);
-  for (zp__buf *b = head; b && n < max; b = b->next) {
+  size_t count = zp__counter_get(&tc->count);
+  size_t limit = max < count ? max : count;
+  for (zp__buf *b = head; b && n < limit; b = b->next) {
     last = b;
     n++;
   }
+  if (n == count && n < max && last && last->next)
+    zp__list_corrupt("a thread cache"); /* more buffers than it holds */
   if (!n)
     return;
   tc->head[cls] = last->next;

@@ -2,6 +2,8 @@
 /* Misuse death tests: bad puts abort with a "zeropool:" line. */
 #include "test_util.h"
 
+#include "pool.h" /* white-box: the corrupt-list tests link buffers by hand */
+
 #include <pthread.h>
 
 /* Each scenario runs in a forked child; the parent checks that the child died
@@ -93,6 +95,58 @@ static void put_after_span_freed(void *arg) {
   zp_put(pool, p);
   ZP_CHILD_CHECK(zp_pool_trim(pool) == 0); /* the slab goes to the OS */
   zp_put(pool, p);
+}
+
+/* What racing double puts can leave behind: a buffer twice in one list,
+ * i.e. a cycle. Built by hand (the race itself cannot be scheduled), then
+ * trim must abort with a "zeropool:" line, not walk the cycle forever. */
+static void link_cycle(zp_pool *pool, void *from, void *to) {
+  zp__span *s;
+  zp__buf *a = zp__span_find(pool, from, &s);
+  zp__buf *b = zp__span_find(pool, to, &s);
+  a->next = b;
+}
+
+static void cycle_in_thread_cache(void *arg) {
+  zp_pool *pool = child_pool(0);
+  void *a = child_get(pool, 4096), *b = child_get(pool, 4096);
+  (void)arg;
+  zp_put(pool, a);
+  zp_put(pool, b);        /* the cache's list: b -> a */
+  link_cycle(pool, a, b); /* b -> a -> b -> ... */
+  (void)zp_pool_trim(pool);
+}
+
+static void cycle_in_shard(void *arg) {
+  zp_builder cfg;
+  zp_pool *pool;
+  void *a, *b, *c;
+  (void)arg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.tls_cache_size = 1; /* every put beyond one goes to a shard */
+  cfg.num_shards = 1;
+  pool = zp_pool_new(&cfg);
+  ZP_CHILD_CHECK(pool != NULL);
+  a = child_get(pool, 4096);
+  b = child_get(pool, 4096);
+  c = child_get(pool, 4096);
+  zp_put(pool, a);
+  zp_put(pool, b); /* the cache is full: a goes to the shard */
+  zp_put(pool, c); /* and b: the shard's list is b -> a */
+  link_cycle(pool, a, b);
+  (void)zp_pool_trim(pool);
+}
+
+static void test_cycle_in_thread_cache(void **state) {
+  (void)state;
+  zp_test_expect_abort_saying(cycle_in_thread_cache, NULL,
+                              "a cycle in a thread cache's list", "corrupt");
+}
+
+static void test_cycle_in_shard(void **state) {
+  (void)state;
+  zp_test_expect_abort_saying(cycle_in_shard, NULL, "a cycle in a shard's list",
+                              "corrupt");
 }
 
 static void test_put_interior_cached_span(void **state) {
@@ -294,6 +348,8 @@ int main(void) {
       cmocka_unit_test(test_put_interior_large),
       cmocka_unit_test(test_put_used_interior),
       cmocka_unit_test(test_put_interior_cached_span),
+      cmocka_unit_test(test_cycle_in_thread_cache),
+      cmocka_unit_test(test_cycle_in_shard),
       cmocka_unit_test(test_put_after_span_freed),
       cmocka_unit_test(test_double_put),
       cmocka_unit_test(test_double_put_small),
