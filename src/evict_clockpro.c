@@ -17,21 +17,18 @@
  * Decay lives in clockpro.c, nowhere else (so that tools/sim/zp_sim
  * replays exactly what a shard runs): zp__cp_victim, which the shard's
  * victim loop calls after every admitted buffer, also names the classes
- * decay releases (at most two per put). This file adds no decay rule; the
- * eviction interface's decay hook stays NULL. A shard's instance counts
- * its own operations (a refill of n is n hits, a flush of n is n puts).
+ * decay releases (at most two per put). This file adds no decay rule. A
+ * shard's instance counts its own operations (a refill of n is n hits, a
+ * flush of n is n puts).
  */
 #include "clockpro.h"
 #include "eviction.h"
 #include "pool.h"
 
-typedef struct cp_shard {
-  zp__clockpro cp;
-} cp_shard;
+/* The shard's state: the instance, then the entries it runs over. */
+#define CP_HEADER ((sizeof(zp__clockpro) + 15) & ~(size_t)15)
 
-#define CP_HEADER ((sizeof(cp_shard) + 15) & ~(size_t)15)
-
-static cp_shard *state(zp__shard *sh) { return (cp_shard *)sh->evict; }
+static zp__clockpro *state(zp__shard *sh) { return (zp__clockpro *)sh->evict; }
 
 static size_t cp_state_size(const zp_pool *pool) {
   return CP_HEADER +
@@ -39,11 +36,11 @@ static size_t cp_state_size(const zp_pool *pool) {
 }
 
 static void cp_init(zp_pool *pool, zp__shard *sh) {
-  cp_shard *s = state(sh);
+  zp__clockpro *cp = state(sh);
   size_t max = pool->cfg.max_buffers_per_shard;
   /* Arguments config has validated: classes <= ZP__MAX_CLASSES < 256,
    * 1 <= max <= 1 << 20, budget >= min_buffer_size. */
-  int rc = zp__cp_init(&s->cp, (char *)s + CP_HEADER, pool->classes.size,
+  int rc = zp__cp_init(cp, (char *)cp + CP_HEADER, pool->classes.size,
                        pool->classes.count, pool->cfg.max_pooled_bytes, max);
   (void)rc;
 }
@@ -51,17 +48,17 @@ static void cp_init(zp_pool *pool, zp__shard *sh) {
 static void cp_took(zp_pool *pool, zp__shard *sh, unsigned cls, size_t n) {
   (void)pool;
   while (n--)
-    zp__cp_hit(&state(sh)->cp, cls);
+    zp__cp_hit(state(sh), cls);
 }
 
 static void cp_missed(zp_pool *pool, zp__shard *sh, unsigned cls) {
   (void)pool;
-  (void)zp__cp_miss(&state(sh)->cp, cls); /* a refault grows m_c itself */
+  (void)zp__cp_miss(state(sh), cls); /* a refault grows m_c itself */
 }
 
 static bool cp_admit(zp_pool *pool, zp__shard *sh, unsigned cls) {
   (void)pool;
-  return zp__cp_put(&state(sh)->cp, cls);
+  return zp__cp_put(state(sh), cls);
 }
 
 static int cp_victim(zp_pool *pool, zp__shard *sh, unsigned incoming,
@@ -69,18 +66,18 @@ static int cp_victim(zp_pool *pool, zp__shard *sh, unsigned incoming,
   (void)pool;
   (void)incoming; /* the shard releases the incoming buffer when it is of
                      the class named: it is the top of that list */
-  zp__clockpro *cp = &state(sh)->cp;
+  zp__clockpro *cp = state(sh);
   int v = zp__cp_victim(cp);
   return v >= 0 || !must ? v : zp__cp_victim_force(cp);
 }
 
 static void cp_dropped_all(zp_pool *pool, zp__shard *sh) {
   (void)pool;
-  zp__cp_drop_resident(&state(sh)->cp);
+  zp__cp_drop_resident(state(sh));
 }
 
 static const char *cp_check(zp_pool *pool, zp__shard *sh) {
-  const zp__clockpro *cp = &state(sh)->cp;
+  const zp__clockpro *cp = state(sh);
   for (unsigned c = 0; c < pool->classes.count; c++)
     if (cp->res_count[c] != sh->nbufs[c])
       return "clock-pro: resident entries of a class != its idle buffers";
@@ -98,6 +95,5 @@ const zp__eviction_ops zp__eviction_clock_pro = {.policy =
                                                  .missed = cp_missed,
                                                  .admit = cp_admit,
                                                  .victim = cp_victim,
-                                                 .decay = NULL,
                                                  .dropped_all = cp_dropped_all,
                                                  .check = cp_check};

@@ -39,15 +39,11 @@ typedef struct zp__eviction_ops {
   /* The class of an idle buffer to release now, or -1. must: a limit of
    * the pool (byte budget, max_buffers_per_shard) is hit and the policy
    * has to name a class while the shard holds an idle buffer; else only
-   * the policy's own bookkeeping asks for releases. incoming: the class
-   * of the buffer just linked. Called until -1. */
+   * the policy's own bookkeeping asks for releases (CLOCK-Pro's decay of
+   * idle memory toward demand, without a trim or a thread). incoming: the
+   * class of the buffer just linked. Called until -1. */
   int (*victim)(zp_pool *pool, struct zp__shard *sh, unsigned incoming,
                 bool must);
-  /* Once after every take and every give: the class of an idle buffer to
-   * release so that idle memory follows demand without a trim or a
-   * background thread, or -1. One release per operation at most keeps the
-   * cost of every operation bounded. */
-  int (*decay)(zp_pool *pool, struct zp__shard *sh);
   /* Every idle buffer of the shard was released (trim, destroy, fork). */
   void (*dropped_all)(zp_pool *pool, struct zp__shard *sh);
   /* Tests: NULL when the policy's state agrees with the shard's lists. */

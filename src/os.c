@@ -184,14 +184,27 @@ void *zp__os_calloc(size_t n, size_t size) {
   return calloc(n, size);
 }
 
+/* calloc, then aligned by hand with the block's address one word below:
+ * aligned_alloc + memset would commit every page of a large block at once
+ * (a CLOCK-Pro state sized for 2^20 buffers per shard, a slab's
+ * descriptors), where calloc hands fresh pages out untouched. */
 void *zp__os_aligned_calloc(size_t align, size_t bytes) {
   if (injected_failure())
     return NULL;
-  bytes = zp__align_up(bytes, align);
-  void *p = aligned_alloc(align, bytes);
-  if (p)
-    memset(p, 0, bytes);
+  char *raw = calloc(1, bytes + align + sizeof(void *));
+  if (!raw)
+    return NULL;
+  char *p = (char *)zp__align_up((uintptr_t)raw + sizeof(void *), align);
+  memcpy(p - sizeof(void *), &raw, sizeof raw);
   return p;
+}
+
+void zp__os_aligned_free(void *p) {
+  if (!p)
+    return;
+  void *raw;
+  memcpy(&raw, (char *)p - sizeof(void *), sizeof raw);
+  free(raw);
 }
 
 void zp__os_free(void *p) { free(p); }

@@ -34,8 +34,12 @@ int zp__os_dontdump(void *p, size_t bytes);
 
 /* Metadata allocations (zeroed). NULL with errno ENOMEM on failure. */
 void *zp__os_calloc(size_t n, size_t size);
-void *zp__os_aligned_calloc(size_t align, size_t bytes);
 void zp__os_free(void *p);
+/* Zeroed and aligned to align (a power of two, at least a pointer), from
+ * calloc: pages of a large block stay uncommitted until touched. Freed
+ * with zp__os_aligned_free only. */
+void *zp__os_aligned_calloc(size_t align, size_t bytes);
+void zp__os_aligned_free(void *p);
 
 /* Physical memory in bytes, 0 when unknown. */
 size_t zp__os_ram_bytes(void);

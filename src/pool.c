@@ -23,7 +23,7 @@ static void pool_free(zp_pool *pool) {
   zp__shards_fini(pool);
   zp__os_free(pool->partial);
   pthread_mutex_destroy(&pool->grow_lock);
-  zp__os_free(pool);
+  zp__os_aligned_free(pool);
 }
 
 zp_pool *zp_pool_new(const zp_builder *builder) {

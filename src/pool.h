@@ -134,7 +134,6 @@ struct zp_pool {
   size_t batch;       /* buffers moved per refill/flush */
   _Atomic bool destroyed;
   const zp__eviction_ops *eviction;
-  void *evict_mem; /* the shards' policy states, as allocated */
   zp__shard *shards;
   _Atomic uint64_t *nonempty; /* [nclasses][mask_words]: shards with idle */
   size_t mask_words;

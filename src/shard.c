@@ -45,24 +45,21 @@ int zp__shards_init(zp_pool *pool) {
   uint32_t *nbufs = zp__os_calloc(n * nclasses, sizeof(uint32_t));
   pool->nonempty =
       zp__os_calloc(nclasses * pool->mask_words, sizeof(_Atomic uint64_t));
-  /* calloc, not an aligned calloc that memsets: pages a policy never
-   * touches (CLOCK-Pro's entries beyond what a shard holds) stay
-   * uncommitted. Aligned by hand; pool->evict_mem keeps what to free. */
-  char *raw = state ? zp__os_calloc(1, n * state + ZP__CACHE_LINE) : NULL;
+  /* Pages a policy never touches (CLOCK-Pro's entries beyond what a shard
+   * holds) stay uncommitted: see zp__os_aligned_calloc. */
   char *states =
-      raw ? (char *)zp__align_up((uintptr_t)raw, ZP__CACHE_LINE) : NULL;
+      state ? zp__os_aligned_calloc(ZP__CACHE_LINE, n * state) : NULL;
   if (!pool->shards || !heads || !nbufs || !pool->nonempty ||
       (state && !states)) {
-    zp__os_free(pool->shards);
+    zp__os_aligned_free(pool->shards);
     zp__os_free(heads);
     zp__os_free(nbufs);
     zp__os_free(pool->nonempty);
-    zp__os_free(raw);
+    zp__os_aligned_free(states);
     pool->shards = NULL;
     pool->nonempty = NULL;
     return -ENOMEM;
   }
-  pool->evict_mem = raw;
   for (size_t i = 0; i < n; i++) {
     zp__shard *sh = &pool->shards[i];
     pthread_mutex_init(&sh->lock, NULL);
@@ -83,9 +80,8 @@ void zp__shards_fini(zp_pool *pool) {
     pthread_mutex_destroy(&pool->shards[i].lock);
   zp__os_free(pool->shards[0].head);
   zp__os_free(pool->shards[0].nbufs);
-  zp__os_free(pool->evict_mem);
-  pool->evict_mem = NULL;
-  zp__os_free(pool->shards);
+  zp__os_aligned_free(pool->shards[0].evict);
+  zp__os_aligned_free(pool->shards);
   zp__os_free(pool->nonempty);
   pool->shards = NULL;
   pool->nonempty = NULL;
@@ -117,8 +113,8 @@ static void mark(zp_pool *pool, unsigned cls, size_t i, bool nonempty) {
 
 /* Unlinks the top buffer of class cls (the shard holds one) onto *released;
  * shard lock held. The caller gives back its budget. */
-static zp__buf *shard_pop(zp_pool *pool, zp__shard *sh, size_t i, unsigned cls,
-                          zp__buf **released) {
+static void shard_pop(zp_pool *pool, zp__shard *sh, size_t i, unsigned cls,
+                      zp__buf **released) {
   zp__buf *b = sh->head[cls];
   sh->head[cls] = b->next;
   sh->nbufs[cls]--;
@@ -128,21 +124,6 @@ static zp__buf *shard_pop(zp_pool *pool, zp__shard *sh, size_t i, unsigned cls,
     mark(pool, cls, i, false);
   b->next = *released;
   *released = b;
-  return b;
-}
-
-/* The policy's decay step after an operation on shard i: at most one idle
- * buffer released onto *released. Shard lock held; returns the count. */
-static size_t shard_decay(zp_pool *pool, zp__shard *sh, size_t i,
-                          zp__buf **released) {
-  if (!pool->eviction->decay)
-    return 0;
-  int v = pool->eviction->decay(pool, sh);
-  if (v < 0)
-    return 0;
-  shard_pop(pool, sh, i, (unsigned)v, released);
-  zp__budget_release(pool, zp__class_size(pool, (unsigned)v));
-  return 1;
 }
 
 /* Counts and releases what a shard operation evicted; no lock held. */
@@ -156,8 +137,7 @@ static void release_evicted(zp_pool *pool, zp__buf *evicted, size_t n) {
 static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
                         size_t max) {
   zp__shard *sh = &pool->shards[i];
-  size_t csize = zp__class_size(pool, cls), n = 0, nevicted;
-  zp__buf *evicted = NULL;
+  size_t csize = zp__class_size(pool, cls), n = 0;
   pthread_mutex_lock(&sh->lock);
   zp__buf *head = sh->head[cls];
   if (sh->nbufs[cls] <= max) {
@@ -183,9 +163,7 @@ static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
     if (pool->eviction->took)
       pool->eviction->took(pool, sh, cls, n); /* n hits */
   }
-  nevicted = shard_decay(pool, sh, i, &evicted);
   pthread_mutex_unlock(&sh->lock);
-  release_evicted(pool, evicted, nevicted);
   *list = n ? head : NULL;
   return n;
 }
@@ -268,7 +246,6 @@ void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
       }
     }
   }
-  nevicted += shard_decay(pool, sh, i, &evicted);
   pthread_mutex_unlock(&sh->lock);
   zp__budget_release(pool, credit); /* credit beyond what was kept */
   release_evicted(pool, evicted, nevicted);

@@ -162,7 +162,7 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
     goto fail_guards;
   s->base = span_map(pool, bytes, guard, &s->secret);
   if (!s->base) {
-    zp__os_free(s);
+    zp__os_aligned_free(s);
     goto fail_guards;
   }
   s->bytes = bytes;
@@ -172,7 +172,7 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   for (uint32_t i = 0; slot_guards && i < nslots; i++) {
     if (zp__os_guard(s->base + (size_t)i * step + stride, ZP__PAGE) != 0) {
       zp__os_unmap(s->base, bytes, guard);
-      zp__os_free(s);
+      zp__os_aligned_free(s);
       goto fail_guards;
     }
   }
@@ -190,7 +190,7 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
   s->recip = nslots > 1 ? (((uint64_t)1 << 48) + step - 1) / step : 0;
   if (*pin_failed && pool->cfg.pin_policy == ZP_PIN_STRICT) {
     zp__os_unmap(s->base, bytes, guard);
-    zp__os_free(s);
+    zp__os_aligned_free(s);
     goto fail_guards;
   }
   zp__track_span_new(s->base, bytes);
@@ -201,7 +201,7 @@ static zp__span *span_new(zp_pool *pool, unsigned cls, bool *pin_failed) {
       zp__pagemap_set(s->base, span_mapped_extent(s), s) != 0) {
     zp__track_span_free(s->base, bytes);
     zp__os_unmap(s->base, bytes, guard);
-    zp__os_free(s);
+    zp__os_aligned_free(s);
     goto fail_guards;
   }
   return s;
@@ -243,7 +243,7 @@ static void span_free(zp_pool *pool, zp__span *s) {
     atomic_fetch_sub_explicit(&slot_guard_vmas, 2 * (size_t)s->nslots,
                               memory_order_relaxed);
   zp__os_unmap(s->base, s->bytes, s->guard); /* munmap also unlocks */
-  zp__os_free(s);
+  zp__os_aligned_free(s);
 }
 
 zp__buf *zp__span_carve(zp_pool *pool, unsigned cls) {
