@@ -199,35 +199,6 @@ static void test_config_keeps_explicit(void **state) {
   zp_pool_destroy(pool);
 }
 
-/* CLOCK-Pro and LIFO are reported when asked for; the default resolves to
- * a real policy (CLOCK-Pro), never to ZP_EVICTION_DEFAULT. */
-static void test_clock_pro_reported(void **state) {
-  zp_builder b, c;
-  zp_pool *pool;
-  (void)state;
-  memset(&b, 0, sizeof b);
-  b.eviction_policy = ZP_EVICTION_CLOCK_PRO;
-  b.num_shards = 2;
-  pool = zp_pool_new(&b);
-  assert_non_null(pool);
-  assert_int_equal(zp_pool_config(pool, &c), 0);
-  assert_int_equal(c.eviction_policy, ZP_EVICTION_CLOCK_PRO);
-  assert_int_equal(c.num_shards, 2);
-  zp_pool_destroy(pool);
-  b.eviction_policy = ZP_EVICTION_DEFAULT;
-  pool = zp_pool_new(&b);
-  assert_non_null(pool);
-  assert_int_equal(zp_pool_config(pool, &c), 0);
-  assert_int_equal(c.eviction_policy, ZP_EVICTION_CLOCK_PRO);
-  zp_pool_destroy(pool);
-  b.eviction_policy = ZP_EVICTION_LIFO;
-  pool = zp_pool_new(&b);
-  assert_non_null(pool);
-  assert_int_equal(zp_pool_config(pool, &c), 0);
-  assert_int_equal(c.eviction_policy, ZP_EVICTION_LIFO);
-  zp_pool_destroy(pool);
-}
-
 /* A pool created from another pool's resolved config resolves the same. */
 static void test_config_round_trip(void **state) {
   zp_pool *a = zp_pool_new(NULL), *b;
@@ -256,7 +227,6 @@ int main(void) {
       cmocka_unit_test(test_valid_builders),
       cmocka_unit_test(test_config_defaults),
       cmocka_unit_test(test_config_keeps_explicit),
-      cmocka_unit_test(test_clock_pro_reported),
       cmocka_unit_test(test_config_round_trip),
   };
   zp_test_apply_filter();

@@ -30,6 +30,18 @@ static void check(const zp__clockpro *cp) {
     fail_msg("invariant: %s", why);
 }
 
+/* A get served from an idle buffer of cls and its put, releasing what the
+ * policy asks; returns the number of releases. No full check: decay tests
+ * run it hundreds of thousands of times. */
+static int reuse(zp__clockpro *cp, unsigned cls) {
+  int n = 0;
+  zp__cp_hit(cp, cls);
+  assert_true(zp__cp_put(cp, cls));
+  while (zp__cp_victim(cp) >= 0)
+    n++;
+  return n;
+}
+
 /* Puts one buffer of cls and releases what the policy asks; returns the
  * number of releases and stores the first victim's class in *first. */
 static int put(zp__clockpro *cp, unsigned cls, int *first) {
@@ -320,12 +332,7 @@ static void test_decay_follows_demand(void **state) {
    * puts start to release, two at most. */
   size_t steps = 0;
   while (cp->st.decay_evictions == 0 && steps < 1000000) {
-    zp__cp_hit(cp, 0);
-    assert_true(zp__cp_put(cp, 0));
-    int n = 0;
-    while (zp__cp_victim(cp) >= 0)
-      n++;
-    assert_true(n <= (int)ZP__CP_DECAY_PER_PUT);
+    assert_true(reuse(cp, 0) <= (int)ZP__CP_DECAY_PER_PUT);
     steps++;
   }
   check(cp);
@@ -334,12 +341,7 @@ static void test_decay_follows_demand(void **state) {
    * step). */
   assert_true(2 * steps + 80 >= ZP__CP_DECAY_WINDOW);
   for (size_t i = 0; i < 300000; i++) {
-    zp__cp_hit(cp, 0);
-    assert_true(zp__cp_put(cp, 0));
-    int n = 0;
-    while (zp__cp_victim(cp) >= 0)
-      n++;
-    assert_true(n <= (int)ZP__CP_DECAY_PER_PUT);
+    assert_true(reuse(cp, 0) <= (int)ZP__CP_DECAY_PER_PUT);
   }
   check(cp);
   assert_true(zp__cp_resident_bytes(cp) <= zp__cp_idle_target(cp) + 4096);

@@ -48,6 +48,7 @@ static void test_clock_pro_selected_and_reported(void **state) {
     zp_builder c, c2;
     assert_int_equal(zp_pool_config(pool, &c), 0);
     assert_int_equal(c.eviction_policy, cases[i].reported);
+    assert_int_equal(c.num_shards, 2);
     assert_string_equal(zp__pool_eviction_name(pool), cases[i].name);
     /* What config reports creates the same policy again. */
     zp_pool *again = zp_pool_new(&c);
@@ -363,17 +364,6 @@ static unsigned long acquisitions_of_new(zp_eviction policy) {
   return used;
 }
 
-static long long rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  long long pages = -1, rss = -1;
-  if (f) {
-    if (fscanf(f, "%lld %lld", &pages, &rss) != 2)
-      rss = -1;
-    fclose(f);
-  }
-  return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
-}
-
 /* A pool allowed 2^20 buffers per shard reserves room for CLOCK-Pro entries
  * (32 MiB per shard) but commits only what its shards use: creating 16 such
  * shards once committed 513 MiB. Not under valgrind or TSan, whose
@@ -389,9 +379,9 @@ static void test_clock_pro_state_committed_lazily(void **state) {
   b.eviction_policy = ZP_EVICTION_CLOCK_PRO;
   b.num_shards = 16;
   b.max_buffers_per_shard = 1u << 20;
-  before = rss_bytes();
+  before = zp_test_rss_bytes();
   pool = zp_pool_new(&b);
-  after = rss_bytes();
+  after = zp_test_rss_bytes();
   assert_non_null(pool);
   assert_true(before > 0 && after > 0);
   if (after - before > (long long)(64 * ZP_MIB))

@@ -68,29 +68,18 @@ static void test_one_cache_cannot_hoard_budget(void **state) {
 
 /* A huge buffer costs little metadata: the page map records only the start
  * of a large buffer, so RSS does not grow with its size. */
-static long long rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  long long pages = -1, rss = -1;
-  if (f) {
-    if (fscanf(f, "%lld %lld", &pages, &rss) != 2)
-      rss = -1;
-    fclose(f);
-  }
-  return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
-}
-
 static void test_huge_buffer_small_metadata(void **state) {
   (void)state;
   if (ZP_TEST_SANITIZED || zp_test_under_valgrind())
     skip(); /* their own shadow memory for a huge mapping dwarfs ours */
   zp_pool *pool = new_pool(NULL);
-  long long before = rss_bytes();
+  long long before = zp_test_rss_bytes();
   unsigned char *p = zp_get(pool, (size_t)64 << 30); /* 64 GiB, untouched */
   if (p == NULL) {
     zp_pool_destroy(pool);
     skip(); /* no address space for it here */
   }
-  long long during = rss_bytes();
+  long long during = zp_test_rss_bytes();
   zp_put_used(pool, p, 0);
   zp_pool_destroy(pool);
   if (during - before > 8 * (long long)ZP_MIB)

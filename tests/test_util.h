@@ -76,6 +76,19 @@ static inline bool zp_test_mlock_intercepted(void) {
   return ZP_TEST_SANITIZED || zp_test_under_valgrind() || zp_test_quick();
 }
 
+/* Resident memory of this process in bytes (/proc/self/statm), -1 when
+ * unknown. */
+static inline long long zp_test_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long long pages = -1, rss = -1;
+  if (f) {
+    if (fscanf(f, "%lld %lld", &pages, &rss) != 2)
+      rss = -1;
+    fclose(f);
+  }
+  return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
+}
+
 /* An address as an integer, through a volatile so that the compiler cannot
  * reason about pointers returned by a malloc-attributed function. */
 static inline uintptr_t zp_test_addr(const void *p) {
