@@ -97,7 +97,7 @@
 //                 end, get a 64 KiB buffer, read the message into it from
 //                 the other end, put it with used = 1 KiB.
 // 5. Eviction under a byte budget (issue 4), the zeropool variants only, one
-//    thread, CPU time. The traces of tools/sim/zp_sim (tools/sim/traces.c),
+//    thread, CPU time. zp_sim's traces (tools/sim/traces.c), same
 //    seeds and length (300000 demand steps, plus drains; 30000 with
 //    --quick), replayed once on a fresh pool: one op = one get (then its
 //    first 4 KiB written, put_used 4 KiB) or one put. Pool: one shard,
