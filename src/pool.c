@@ -177,7 +177,7 @@ static inline zp__buf *tc_pop(zp__tcache *tc, unsigned cls, size_t csize) {
     /* The next buffer's descriptor, for the next get of this class: when
      * another thread put it (producer/consumer), its line is in that
      * thread's cache, and the next pop would wait for it. */
-    __builtin_prefetch(b->next, 1, 3);
+    zp__prefetch_w(b->next);
     tc->head[cls] = b->next;
     zp__counter_sub(&tc->count, 1);
     zp__counter_add(&tc->room, csize);
@@ -213,7 +213,8 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
         idle < pool->tc_byte_cap ? (pool->tc_byte_cap - idle) / csize : 0;
     size_t want = 1 + (fit_count < fit_bytes ? fit_count : fit_bytes);
     size_t n = zp__shard_take(pool, cls, &list,
-                              want < pool->batch ? want : pool->batch);
+                              want < pool->batch ? want : pool->batch,
+                              tc->hand_off_tag);
     if (n) {
       /* The first is handed out; the rest become the class's list as they
        * are (it was empty), without a walk: the pops that follow touch
@@ -234,7 +235,7 @@ ZP__SLOW static void *get_slow(zp_pool *pool, size_t size, unsigned cls) {
       zp__counter_sub(&tc->credit, room - keep);
       zp__counter_sub(&tc->room, room - keep);
     }
-  } else if (!tc && zp__shard_take(pool, cls, &list, 1)) {
+  } else if (!tc && zp__shard_take(pool, cls, &list, 1, 0)) {
     b = list;
     zp__budget_release(pool, csize);
   }
@@ -308,13 +309,13 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__buf *b, size_t used) {
   zp__counter_add(&tc->bytes_zeroed, used);
   size_t held_back = tc->qlen; /* in quarantine: not in the lists */
   if (zp__counter_get(&tc->count) - held_back >= pool->cfg.tls_cache_size) {
-    /* Full: a batch of this class goes to a shard, or, when the cache
+    /* Full: a batch of this class goes to the hand-off slot, or, when the cache
      * holds none, of another class (one the thread may no longer use), so
      * a stale size cannot keep the cache full for good. */
     unsigned victim = cls;
     for (unsigned c = 0; !tc->head[victim] && c < pool->classes.count; c++)
       victim = c;
-    zp__tcache_flush(pool, tc, victim, pool->batch);
+    zp__tcache_spill(pool, tc, victim);
   }
   size_t room = zp__counter_get(&tc->room);
   size_t idle = zp__counter_get(&tc->credit) - room;
@@ -481,9 +482,10 @@ __attribute__((noinline)) static void put_paged(zp_pool *pool, void *buf,
 static inline void put_impl(zp_pool *pool, void *buf, size_t used,
                             bool partial) {
   zp__buf *b = find_buf_cached(pool, zp__tls_last, buf);
-  if (zp__likely(b != NULL))
+  if (zp__likely(b != NULL)) {
+    zp__prefetch_w(b); /* read, then written: fetch it once, owned */
     put_buf(pool, b, used, partial);
-  else
+  } else
     put_paged(pool, buf, used, partial);
 }
 
@@ -511,6 +513,7 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
    * otherwise move its counters and buffers into the pool between the two
    * halves of the sum and be counted twice. */
   zp__registry_lock();
+  zp__shard_settle_hand_offs(pool); /* their buffers are counted in shards */
   zp__tcaches_sum(pool, &st);
   st.puts += zp__counter_get(&pool->puts);
   st.hits += zp__counter_get(&pool->hits);

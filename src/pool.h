@@ -43,7 +43,8 @@ typedef struct zp__buf {
   alignas(ZP__CACHE_LINE) struct zp__buf
       *next;   /* link in a cache, shard or span free list */
   char *addr;  /* the buffer */
-  size_t size; /* bytes asked for while OUT: what zp_put wipes */
+  size_t size; /* bytes asked for while OUT: what zp_put wipes; at the
+                  head of a batch in a hand-off slot: the batch's length */
   _Atomic uint8_t state;
   uint8_t cls;
   uint8_t recycled; /* released once: no longer known to be untouched */
@@ -84,6 +85,16 @@ typedef struct zp__span_view {
   uint64_t epoch; /* zp__span_epoch when the copy was taken */
 } zp__span_view;
 
+/* A hand-off slot (shard.c): the most recent batch a thread cache spilled,
+ * one slot per size class, each on its own cache line. The word is the
+ * batch's first descriptor (64-byte aligned) plus the spilling cache's tag
+ * in the low bits, so that a thread can skip its own batch without
+ * reading a descriptor it does not own. */
+#define ZP__HAND_OFF_TAGS 63u
+typedef struct zp__hand_off {
+  alignas(ZP__CACHE_LINE) _Atomic uintptr_t batch;
+} zp__hand_off;
+
 typedef struct zp__shard {
   alignas(ZP__CACHE_LINE) pthread_mutex_t lock;
   size_t count;      /* idle buffers, all classes */
@@ -117,6 +128,9 @@ typedef struct zp__tcache {
   zp__counter credit; /* bytes of the pool's budget this cache holds */
   zp__counter misses; /* gets = hits + misses */
   pthread_t owner;
+  /* Marks the batches this cache leaves in hand-off slots (shard.c):
+   * 1..ZP__HAND_OFF_TAGS, given out in turn. */
+  unsigned hand_off_tag;
   struct zp__tcache *thread_next;         /* the owning thread's caches */
   struct zp__tcache *reg_next, *reg_prev; /* the pool's registry */
   /* Quarantine: a FIFO ring of recently put buffers, counted in count and
@@ -135,6 +149,7 @@ struct zp_pool {
   _Atomic bool destroyed;
   const zp__eviction_ops *eviction;
   zp__shard *shards;
+  zp__hand_off *hand_off;     /* [nclasses] */
   _Atomic uint64_t *nonempty; /* [nclasses][mask_words]: shards with idle */
   size_t mask_words;
   bool get_checks;        /* verify_on_get or zero_on_get */
@@ -178,7 +193,18 @@ bool zp__span_zombie_put(zp_pool *pool, zp__span *s, zp__buf *b);
 int zp__shards_init(zp_pool *pool);
 void zp__shards_fini(zp_pool *pool);
 unsigned zp__shard_here(const zp_pool *pool);
-size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max);
+/* Up to max idle buffers of class cls, with their budget (the caller's
+ * credit now): the hand-off slot's batch when another cache left it there
+ * (tag: the caller's cache's, 0 for none), else from a shard. */
+size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max,
+                      unsigned tag);
+/* Leaves a batch of n buffers (list, NULL-terminated, idle, class cls,
+ * with n * class size of the budget) in the class's hand-off slot, marked
+ * with the spilling cache's tag; the batch it replaces goes to a shard. */
+void zp__shard_hand_off(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
+                        unsigned tag);
+/* Moves the hand-off slots' batches into the shards (stats, drain). */
+void zp__shard_settle_hand_offs(zp_pool *pool);
 /* Gives the first n buffers of list (idle, class cls) to the current CPU's
  * shard; credit: budget bytes the caller already reserved for them. */
 void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
@@ -211,6 +237,8 @@ extern zp__tcache zp__tcache_none;
 zp__tcache *zp__tcache_for(zp_pool *pool); /* NULL: go without a cache */
 /* Moves up to max buffers of class cls from tc to a shard. */
 void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max);
+/* A full cache makes room: one batch of class cls to the hand-off slot. */
+void zp__tcache_spill(zp_pool *pool, zp__tcache *tc, unsigned cls);
 void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
 /* Puts b, wiped and counted in tc (count, room), into tc's quarantine;
  * the oldest buffer there moves on to tc's lists or a shard. */

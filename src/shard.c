@@ -7,6 +7,17 @@
  * non-empty shards finds one to steal from without visiting the others.
  * Shards also enforce the limits: max_buffers_per_shard and, with the thread
  * caches, the byte budget max_pooled_bytes.
+ *
+ * In front of the shards, one hand-off slot per size class holds the last
+ * batch a full thread cache spilled, for the next refill of that class on
+ * any thread. A producer/consumer pair is the case it is for: the consumer
+ * spills, the producer refills, each with one atomic exchange on one cache
+ * line. Through a shard the same batch costs a lock, the class list, the
+ * non-empty bitmap and the eviction policy's per-buffer entries, every one
+ * of them last written by the other core. The slot holds one batch: a
+ * newer one pushes it into a shard, so the policy still sees every batch
+ * that is not taken straight back, and the slot holds at most one batch of
+ * a class (and its budget) at any time.
  */
 #include "os.h"
 #include "pool.h"
@@ -45,18 +56,22 @@ int zp__shards_init(zp_pool *pool) {
   uint32_t *nbufs = zp__os_calloc(n * nclasses, sizeof(uint32_t));
   pool->nonempty =
       zp__os_calloc(nclasses * pool->mask_words, sizeof(_Atomic uint64_t));
+  pool->hand_off =
+      zp__os_aligned_calloc(ZP__CACHE_LINE, nclasses * sizeof(zp__hand_off));
   /* Pages a policy never touches (CLOCK-Pro's entries beyond what a shard
    * holds) stay uncommitted: see zp__os_aligned_calloc. */
   char *states =
       state ? zp__os_aligned_calloc(ZP__CACHE_LINE, n * state) : NULL;
-  if (!pool->shards || !heads || !nbufs || !pool->nonempty ||
+  if (!pool->shards || !heads || !nbufs || !pool->nonempty || !pool->hand_off ||
       (state && !states)) {
     zp__os_aligned_free(pool->shards);
+    zp__os_aligned_free(pool->hand_off);
     zp__os_free(heads);
     zp__os_free(nbufs);
     zp__os_free(pool->nonempty);
     zp__os_aligned_free(states);
     pool->shards = NULL;
+    pool->hand_off = NULL;
     pool->nonempty = NULL;
     return -ENOMEM;
   }
@@ -82,8 +97,10 @@ void zp__shards_fini(zp_pool *pool) {
   zp__os_free(pool->shards[0].nbufs);
   zp__os_aligned_free(pool->shards[0].evict);
   zp__os_aligned_free(pool->shards);
+  zp__os_aligned_free(pool->hand_off);
   zp__os_free(pool->nonempty);
   pool->shards = NULL;
+  pool->hand_off = NULL;
   pool->nonempty = NULL;
 }
 
@@ -168,9 +185,44 @@ static size_t take_from(zp_pool *pool, size_t i, unsigned cls, zp__buf **list,
   return n;
 }
 
-size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max) {
+/* Takes the batch in cls's hand-off slot unless the cache tagged tag left
+ * it there (tag 0: any batch); its first max buffers are the caller's, the
+ * rest go to a shard. */
+static size_t take_hand_off(zp_pool *pool, unsigned cls, zp__buf **list,
+                            size_t max, unsigned tag) {
+  _Atomic uintptr_t *slot = &pool->hand_off[cls].batch;
+  /* Look before the exchange: an empty slot, or the caller's own batch,
+   * stays untouched and shared. A thread takes its own batch back only
+   * when the shards have none (zp__shard_take): one that spills and
+   * refills alone then still runs through the shards and their policy,
+   * one batch late, and its decay and limits work as without the slot. */
+  uintptr_t word = atomic_load_explicit(slot, memory_order_relaxed);
+  if (!word || (tag && (word & ZP__HAND_OFF_TAGS) == tag))
+    return 0;
+  word = atomic_exchange_explicit(slot, 0, memory_order_acquire);
+  if (!word)
+    return 0;
+  zp__buf *head = (zp__buf *)(word & ~(uintptr_t)ZP__HAND_OFF_TAGS);
+  size_t n = head->size, csize = zp__class_size(pool, cls);
+  if (n > max) {
+    zp__buf *last = head;
+    for (size_t k = 1; k < max; k++)
+      last = last->next;
+    zp__shard_give(pool, cls, last->next, n - max, (n - max) * csize);
+    last->next = NULL;
+    n = max;
+  }
+  *list = head;
+  return n;
+}
+
+size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max,
+                      unsigned tag) {
+  size_t n = take_hand_off(pool, cls, list, max, tag);
+  if (n)
+    return n;
   size_t home = zp__shard_here(pool);
-  size_t n = take_from(pool, home, cls, list, max);
+  n = take_from(pool, home, cls, list, max);
   if (n)
     return n;
   for (size_t w = 0; w < pool->mask_words; w++) {
@@ -183,7 +235,8 @@ size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max) {
         return n;
     }
   }
-  return 0;
+  /* Nothing in the shards: the caller's own batch, rather than new memory. */
+  return tag ? take_hand_off(pool, cls, list, max, 0) : 0;
 }
 
 /* Links b at the top of its class list; shard lock held. */
@@ -251,8 +304,29 @@ void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
   release_evicted(pool, evicted, nevicted);
 }
 
+void zp__shard_hand_off(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
+                        unsigned tag) {
+  list->size = n;
+  uintptr_t word = atomic_exchange_explicit(
+      &pool->hand_off[cls].batch, (uintptr_t)list | tag, memory_order_acq_rel);
+  zp__buf *old = (zp__buf *)(word & ~(uintptr_t)ZP__HAND_OFF_TAGS);
+  if (old)
+    zp__shard_give(pool, cls, old, old->size,
+                   old->size * zp__class_size(pool, cls));
+}
+
+void zp__shard_settle_hand_offs(zp_pool *pool) {
+  for (unsigned c = 0; c < pool->classes.count; c++) {
+    zp__buf *list;
+    size_t n = take_hand_off(pool, c, &list, SIZE_MAX, 0);
+    if (n)
+      zp__shard_give(pool, c, list, n, n * zp__class_size(pool, c));
+  }
+}
+
 zp__buf *zp__shards_drain(zp_pool *pool) {
   zp__buf *all = NULL;
+  zp__shard_settle_hand_offs(pool);
   for (size_t i = 0; i < pool->cfg.num_shards; i++) {
     zp__shard *sh = &pool->shards[i];
     pthread_mutex_lock(&sh->lock);

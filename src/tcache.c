@@ -101,25 +101,41 @@ static zp__buf *take_all(zp_pool *pool, zp__tcache *tc, zp__buf *all) {
   return all;
 }
 
-void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max) {
+/* Unlinks up to max buffers of class cls from the top of tc's list, with
+ * their share of the credit (room is unchanged); *n: how many. */
+static zp__buf *cut_batch(zp_pool *pool, zp__tcache *tc, unsigned cls,
+                          size_t max, size_t *n) {
   zp__buf *head = tc->head[cls], *last = NULL;
-  size_t n = 0, csize = zp__class_size(pool, cls);
   size_t count = zp__counter_get(&tc->count);
   size_t limit = max < count ? max : count;
-  for (zp__buf *b = head; b && n < limit; b = b->next) {
+  *n = 0;
+  for (zp__buf *b = head; b && *n < limit; b = b->next) {
     last = b;
-    n++;
+    ++*n;
   }
-  if (n == count && n < max && last && last->next)
+  if (*n == count && *n < max && last && last->next)
     zp__list_corrupt("a thread cache"); /* more buffers than it holds */
-  if (!n)
-    return;
+  if (!*n)
+    return NULL;
   tc->head[cls] = last->next;
   last->next = NULL;
-  /* The buffers leave with their share of the credit: room is unchanged. */
-  zp__counter_sub(&tc->count, n);
-  zp__counter_sub(&tc->credit, n * csize);
-  zp__shard_give(pool, cls, head, n, n * csize);
+  zp__counter_sub(&tc->count, *n);
+  zp__counter_sub(&tc->credit, *n * zp__class_size(pool, cls));
+  return head;
+}
+
+void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max) {
+  size_t n;
+  zp__buf *list = cut_batch(pool, tc, cls, max, &n);
+  if (list)
+    zp__shard_give(pool, cls, list, n, n * zp__class_size(pool, cls));
+}
+
+void zp__tcache_spill(zp_pool *pool, zp__tcache *tc, unsigned cls) {
+  size_t n;
+  zp__buf *list = cut_batch(pool, tc, cls, pool->batch, &n);
+  if (list)
+    zp__shard_hand_off(pool, cls, list, n, tc->hand_off_tag);
 }
 
 /* Gives b, counted in tc, to a shard with its share of the credit. */
@@ -235,6 +251,12 @@ static zp__tcache *tcache_new(zp_pool *pool) {
     return NULL;
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
   tc->owner = pthread_self();
+  /* In turn, so that up to ZP__HAND_OFF_TAGS caches have distinct tags (a
+   * shared tag only costs the two caches their hand-offs to each other). */
+  static _Atomic unsigned tags;
+  tc->hand_off_tag =
+      1 + atomic_fetch_add_explicit(&tags, 1, memory_order_relaxed) %
+              ZP__HAND_OFF_TAGS;
   tc->qring = tc->head + pool->classes.count;
   pthread_mutex_lock(&registry_lock);
   tc->reg_next = pool->caches;
