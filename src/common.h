@@ -14,20 +14,6 @@
 /* Keeps slow paths out of line so the fast path needs no stack frame. */
 #define ZP__SLOW __attribute__((noinline, cold))
 #define ZP__CACHE_LINE 64
-
-/* Asks for p's cache line in exclusive state, ready to be written. The
- * descriptors of buffers that cross threads (producer/consumer) are last
- * written by the other core: a plain load then a store would fetch the
- * line twice (shared, then owned). x86-64 builds for the baseline ISA,
- * where __builtin_prefetch(p, 1) becomes a read prefetch, so PREFETCHW is
- * written out (a no-op on the few old CPUs without it). */
-static inline void zp__prefetch_w(const void *p) {
-#if defined(__x86_64__)
-  __asm__("prefetchw (%0)" : : "r"(p)); /* never faults, even on NULL */
-#else
-  __builtin_prefetch(p, 1, 3);
-#endif
-}
 #define ZP__PAGE 4096u
 
 /* A counter written by one thread and read by others (stats). A relaxed load

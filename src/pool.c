@@ -177,7 +177,7 @@ static inline zp__buf *tc_pop(zp__tcache *tc, unsigned cls, size_t csize) {
     /* The next buffer's descriptor, for the next get of this class: when
      * another thread put it (producer/consumer), its line is in that
      * thread's cache, and the next pop would wait for it. */
-    zp__prefetch_w(b->next);
+    __builtin_prefetch(b->next, 1, 3);
     tc->head[cls] = b->next;
     zp__counter_sub(&tc->count, 1);
     zp__counter_add(&tc->room, csize);
@@ -482,10 +482,8 @@ __attribute__((noinline)) static void put_paged(zp_pool *pool, void *buf,
 static inline void put_impl(zp_pool *pool, void *buf, size_t used,
                             bool partial) {
   zp__buf *b = find_buf_cached(pool, zp__tls_last, buf);
-  if (zp__likely(b != NULL)) {
-    zp__prefetch_w(b); /* read, then written: fetch it once, owned */
-    put_buf(pool, b, used, partial);
-  } else
+  if (zp__likely(b != NULL))
+    put_buf(pool, b, used, partial); else
     put_paged(pool, buf, used, partial);
 }
 
