@@ -136,16 +136,23 @@ typedef struct zp__tcache {
   /* Quarantine: a FIFO ring of recently put buffers, counted in count and
    * room like the lists but not handed out until they leave it. */
   zp__buf **qring;
+  /* [nclasses]: the thread has refilled the class. A thread that only
+   * puts a class (a consumer) spills it to the hand-off slot; one that
+   * also gets it spills to a shard, as a thread alone does, so that the
+   * eviction policy sees its buffers as it would without slots. */
+  uint8_t *refilled;
   uint32_t qhead, qlen;
-  zp__buf *head[]; /* [nclasses], then the ring's slots */
+  zp__buf *head[]; /* [nclasses], the ring's slots, then refilled */
 } zp__tcache;
 
 struct zp_pool {
   /* Read-mostly: what the fast paths read. */
   alignas(ZP__CACHE_LINE) zp_builder cfg; /* resolved */
   size_t shard_mask;
-  size_t tc_byte_cap; /* most budget one thread cache holds */
-  size_t batch;       /* buffers moved per refill/flush */
+  size_t tc_byte_cap;  /* most budget one thread cache holds */
+  size_t batch;        /* buffers moved per refill/flush */
+  size_t hand_off_max; /* largest class a full cache spills to a hand-off
+                          slot (shard.c); larger ones go to a shard */
   _Atomic bool destroyed;
   const zp__eviction_ops *eviction;
   zp__shard *shards;
@@ -237,7 +244,8 @@ extern zp__tcache zp__tcache_none;
 zp__tcache *zp__tcache_for(zp_pool *pool); /* NULL: go without a cache */
 /* Moves up to max buffers of class cls from tc to a shard. */
 void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max);
-/* A full cache makes room: one batch of class cls to the hand-off slot. */
+/* A full cache makes room: one batch of class cls to the hand-off slot
+ * (to a shard for classes above pool->hand_off_max). */
 void zp__tcache_spill(zp_pool *pool, zp__tcache *tc, unsigned cls);
 void zp__tcache_trim_mine(zp_pool *pool, zp__tcache *tc);
 /* Puts b, wiped and counted in tc (count, room), into tc's quarantine;

@@ -132,6 +132,10 @@ void zp__tcache_flush(zp_pool *pool, zp__tcache *tc, unsigned cls, size_t max) {
 }
 
 void zp__tcache_spill(zp_pool *pool, zp__tcache *tc, unsigned cls) {
+  if (tc->refilled[cls] || zp__class_size(pool, cls) > pool->hand_off_max) {
+    zp__tcache_flush(pool, tc, cls, pool->batch);
+    return;
+  }
   size_t n;
   zp__buf *list = cut_batch(pool, tc, cls, pool->batch, &n);
   if (list)
@@ -244,9 +248,9 @@ static zp__tcache *tcache_new(zp_pool *pool) {
       return NULL;
     tls_state = TLS_REGISTERED;
   }
-  zp__tcache *tc = zp__os_calloc(
-      1, sizeof *tc +
-             (pool->classes.count + pool->cfg.quarantine) * sizeof(zp__buf *));
+  size_t lists = pool->classes.count + pool->cfg.quarantine;
+  zp__tcache *tc = zp__os_calloc(1, sizeof *tc + lists * sizeof(zp__buf *) +
+                                        pool->classes.count);
   if (!tc)
     return NULL;
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
@@ -258,6 +262,7 @@ static zp__tcache *tcache_new(zp_pool *pool) {
       1 + atomic_fetch_add_explicit(&tags, 1, memory_order_relaxed) %
               ZP__HAND_OFF_TAGS;
   tc->qring = tc->head + pool->classes.count;
+  tc->refilled = (uint8_t *)(tc->head + lists);
   pthread_mutex_lock(&registry_lock);
   tc->reg_next = pool->caches;
   if (tc->reg_next)

@@ -204,13 +204,14 @@ static void test_producer_consumer_cache_larger_than_shard(void **state) {
 }
 
 /* ---- hand-off slots (shard.c) ---------------------------------------------
- * A full thread cache spills a batch into its class's hand-off slot, where
- * another thread's refill takes it with one exchange, bypassing the shards.
- * Pool: one shard, LIFO, tls_cache_size 16 (batches of 8). The main thread
- * gets b[0..16] and puts them: the 17th put spills the top 8 of its cache,
- * b[15] (the head) down to b[8], and keeps b[16], b[7..0]. Through a shard
- * the batch would come back bottom first (b[8]), so the first buffer a
- * refill hands out tells which way it went. */
+ * A full cache of a thread that puts a class but does not get it (a
+ * consumer) spills a batch into the class's hand-off slot, where another
+ * thread's refill takes it with one exchange, bypassing the shards. Pool:
+ * one shard, LIFO, tls_cache_size 16 (batches of 8). The main thread gets
+ * b[0..16], a consumer thread puts them: the 17th put spills the top 8 of
+ * its cache, b[15] (the head) down to b[8], and keeps b[16], b[7..0].
+ * Through a shard the batch comes back bottom first (b[8]), so the first
+ * buffer a refill hands out tells which way it went. */
 
 #define HAND_N 17
 
@@ -225,68 +226,81 @@ static zp_pool *hand_pool(void) {
   return pool;
 }
 
-static void hand_spill(zp_pool *pool, void **b) {
-  for (int i = 0; i < HAND_N; i++)
-    assert_non_null(b[i] = zp_get(pool, 4096));
-  for (int i = 0; i < HAND_N; i++)
-    zp_put(pool, b[i]);
-}
-
 typedef struct hand_arg {
   zp_pool *pool;
-  void *got;
-  bool put_back;
+  void **put;  /* HAND_N buffers to put first, or NULL */
+  size_t nget; /* then gets, into got[] */
+  void *got[16];
+  bool put_back; /* and puts got[] back */
 } hand_arg;
 
-static void *hand_get_one(void *arg) {
+static void *hand_main(void *arg) {
   hand_arg *h = arg;
-  h->got = zp_get(h->pool, 4096);
-  if (h->put_back)
-    zp_put(h->pool, h->got);
+  for (size_t i = 0; h->put && i < HAND_N; i++)
+    zp_put(h->pool, h->put[i]);
+  for (size_t i = 0; i < h->nget; i++)
+    h->got[i] = zp_get(h->pool, 4096);
+  for (size_t i = 0; h->put_back && i < h->nget; i++)
+    zp_put(h->pool, h->got[i]);
   return NULL; /* exit: the cache's buffers go to the shard */
 }
 
-static void *hand_thread(zp_pool *pool, bool put_back) {
-  hand_arg h = {pool, NULL, put_back};
+static void hand_thread(hand_arg *h) {
   pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, hand_get_one, &h), 0);
+  assert_int_equal(pthread_create(&t, NULL, hand_main, h), 0);
   assert_int_equal(pthread_join(t, NULL), 0);
-  return h.got;
+}
+
+static void hand_get_all(zp_pool *pool, void **b) {
+  for (int i = 0; i < HAND_N; i++)
+    assert_non_null(b[i] = zp_get(pool, 4096));
 }
 
 static void test_hand_off_to_other_thread(void **state) {
   (void)state;
   zp_pool *pool = hand_pool();
   void *b[HAND_N];
-  hand_spill(pool, b);
-  void *got = hand_thread(pool, false);
+  hand_get_all(pool, b);
+  hand_arg consumer = {.pool = pool, .put = b};
+  hand_thread(&consumer);
+  void *got = zp_get(pool, 4096);
   assert_ptr_equal(got, b[15]);
-  zp_stats st = zp_test_stats(pool);
-  assert_int_equal(st.misses, HAND_N); /* the other thread's get: a hit */
+  assert_int_equal(zp_test_stats(pool).misses, HAND_N); /* got: a hit */
   zp_put(pool, got);
   zp_pool_destroy(pool);
 }
 
+/* A thread that gets the class as well as puts it spills to a shard, as a
+ * thread alone does: its buffers stay under the eviction policy. */
+static void test_hand_off_not_from_getter(void **state) {
+  (void)state;
+  zp_pool *pool = hand_pool();
+  void *b[HAND_N];
+  hand_get_all(pool, b);
+  for (int i = 0; i < HAND_N; i++)
+    zp_put(pool, b[i]);
+  hand_arg other = {.pool = pool, .nget = 1, .put_back = true};
+  hand_thread(&other);
+  assert_ptr_equal(other.got[0], b[8]);
+  zp_pool_destroy(pool);
+}
+
 /* The spilling thread takes its own batch back only when the shards have
- * none: a thread alone still runs through the shards and their policy. */
+ * none, and then rather than new memory. */
 static void test_hand_off_own_batch_last(void **state) {
   (void)state;
   zp_pool *pool = hand_pool();
-  void *b[HAND_N], *got[11];
-  for (int i = 0; i < HAND_N; i++)
-    assert_non_null(b[i] = zp_get(pool, 4096));
-  void *c = hand_thread(pool, true); /* c: the one buffer in the shard */
-  for (int i = 0; i < HAND_N; i++)
-    zp_put(pool, b[i]);
-  for (int i = 0; i < 11; i++)
-    assert_non_null(got[i] = zp_get(pool, 4096));
-  assert_ptr_equal(got[0], b[16]); /* the cache: b[16], b[7..0] */
-  assert_ptr_equal(got[8], b[0]);
-  assert_ptr_equal(got[9], c);      /* then the shard */
-  assert_ptr_equal(got[10], b[15]); /* then its own batch: no new memory */
+  void *b[HAND_N];
+  hand_get_all(pool, b);
+  hand_arg one = {.pool = pool, .nget = 1, .put_back = true};
+  hand_thread(&one); /* one.got[0]: the one buffer in the shard */
+  hand_arg consumer = {.pool = pool, .put = b, .nget = 11, .put_back = true};
+  hand_thread(&consumer);
+  assert_ptr_equal(consumer.got[0], b[16]); /* its cache: b[16], b[7..0] */
+  assert_ptr_equal(consumer.got[8], b[0]);
+  assert_ptr_equal(consumer.got[9], one.got[0]); /* then the shard */
+  assert_ptr_equal(consumer.got[10], b[15]);     /* then its own batch */
   assert_int_equal(zp_test_stats(pool).misses, HAND_N + 1);
-  for (int i = 0; i < 11; i++)
-    zp_put(pool, got[i]);
   zp_pool_destroy(pool);
 }
 
@@ -296,7 +310,9 @@ static void test_hand_off_counted_and_trimmed(void **state) {
   (void)state;
   zp_pool *pool = hand_pool();
   void *b[HAND_N];
-  hand_spill(pool, b);
+  hand_get_all(pool, b);
+  hand_arg consumer = {.pool = pool, .put = b};
+  hand_thread(&consumer);
   zp_stats st = zp_test_stats(pool);
   assert_int_equal(st.idle_buffers, HAND_N);
   assert_int_equal(st.idle_bytes, HAND_N * 4096);
@@ -731,6 +747,7 @@ int main(void) {
       cmocka_unit_test(test_producer_consumer_64k),
       cmocka_unit_test(test_producer_consumer_cache_larger_than_shard),
       cmocka_unit_test(test_hand_off_to_other_thread),
+      cmocka_unit_test(test_hand_off_not_from_getter),
       cmocka_unit_test(test_hand_off_own_batch_last),
       cmocka_unit_test(test_hand_off_counted_and_trimmed),
       cmocka_unit_test(test_thread_exit_flushes_small),
