@@ -84,6 +84,12 @@
 //                 single-consumer ring (64 slots) to a consumer thread that
 //                 puts it. Counter hit_ratio. "floor": the same hand-off of
 //                 writes and wipes over 128 fixed buffers, no allocator.
+//                 Counter xcore_ns: one-way latency of a cache line
+//                 between two threads (a ping-pong probe just before and
+//                 just after the run, averaged). On a VM whose vCPUs the
+//                 host moves it swings between ~40 and ~170 ns from one
+//                 second to the next, and every hand-off pays it: the
+//                 report shows it beside the times.
 //    churn        op: start a thread that gets 4 x 64 KiB and writes them,
 //                 puts 2, and exits holding the other 2, which this thread
 //                 then puts. CPU time of the whole process, as rust_threads.
@@ -700,6 +706,34 @@ private:
   alignas(64) void *slots_[kCap] = {};
 };
 
+// One-way latency, in ns, of a cache line handed back and forth between
+// this thread and a new one (the cost every cross-thread hand-off pays).
+double CrossCoreNs() {
+  constexpr long kRounds = 2000;
+  alignas(64) std::atomic<long> flag{0};
+  std::thread other([&] {
+    for (long i = 1; i < 2 * kRounds; i += 2) {
+      while (flag.load(std::memory_order_acquire) != i) {
+      }
+      flag.store(i + 1, std::memory_order_release);
+    }
+  });
+  // The clock starts once the other thread has answered (not its start).
+  constexpr long kWarm = 100;
+  std::chrono::steady_clock::time_point t0;
+  for (long i = 0; i < 2 * kRounds; i += 2) {
+    if (i == 2 * kWarm)
+      t0 = std::chrono::steady_clock::now();
+    while (flag.load(std::memory_order_acquire) != i) {
+    }
+    flag.store(i + 1, std::memory_order_release);
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  other.join();
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() /
+         (2.0 * (kRounds - kWarm));
+}
+
 void BM_ProdCons(benchmark::State &state, const zpb_impl *im,
                  std::size_t size) {
   Instance inst(im, zpb_config{});
@@ -708,6 +742,7 @@ void BM_ProdCons(benchmark::State &state, const zpb_impl *im,
     return;
   if (!Prefill(state, im, in, 1, size))
     return;
+  const double xcore_before = CrossCoreNs();
   SpscRing ring;
   std::thread consumer([&] {
     Backoff backoff;
@@ -734,6 +769,7 @@ void BM_ProdCons(benchmark::State &state, const zpb_impl *im,
     backoff.Pause();
   consumer.join(); // at most 64 puts after the timed loop
   meter.Report(state);
+  state.counters["xcore_ns"] = (xcore_before + CrossCoreNs()) / 2;
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
@@ -747,6 +783,7 @@ void BM_ProdConsFloor(benchmark::State &state, std::size_t size) {
     state.SkipWithError("mmap failed");
     return;
   }
+  const double xcore_before = CrossCoreNs();
   SpscRing ring;
   std::thread consumer([&] {
     Backoff backoff;
@@ -773,6 +810,7 @@ void BM_ProdConsFloor(benchmark::State &state, std::size_t size) {
     backoff.Pause();
   consumer.join();
   meter.Report(state);
+  state.counters["xcore_ns"] = (xcore_before + CrossCoreNs()) / 2;
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 

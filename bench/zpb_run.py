@@ -157,6 +157,7 @@ def run_smoke(args):
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 COUNTERS = ["faults", "hit_ratio", "evictions", "peak_rss_mib", "rss_hwm_mib",
             "rss_growth_mib", "others_cpus", "steal_cpus", "items_per_second",
+            "xcore_ns",  # prodcons: the cross-core latency probe
             "bytes_per_second",
             # the eviction workloads' (zp_bench.cpp section 5)
             "budget_mib", "misses", "misses_per_kget", "evictions_total",
@@ -537,6 +538,15 @@ class Report:
                 a, b = d.ns("prodcons", n, s), d.ns(wl, n, s, 1)
                 if a and b:
                     ctx.append("%s %.2f×" % (n, b / a))
+            # Every hand-off pays the cross-core latency, which the host's
+            # placement of the vCPUs sets: each pass with its probe.
+            for n in (POOL_NAME, "floor"):
+                r = d.results.get(("prodcons", n, s, 1)) or {}
+                pairs = list(zip(r.get("ns", []), r.get("xcore_ns", [])))
+                if pairs:
+                    ctx.append("%s per pass, ns per op @ cross-core latency: "
+                               "%s" % (n, ", ".join(
+                                   "%.0f @ %.0f" % p for p in pairs)))
             self.target("Producer/consumer at %s: ≥ 99%% pool hits and ≥ 0.5× "
                         "the same-thread rate" % fmt_size(s),
                         "hits %s, rate %s of one thread cycling (%s vs %s "
@@ -955,13 +965,22 @@ class Report:
             label = "**%s**" % n if n == POOL_NAME else (
                 "floor (the same hand-off, no allocator)" if n == "floor"
                 else n)
+            xcore = [self.d.counter("xcore_ns", "prodcons", n, s)
+                     for s in (4 << 10, 64 << 10)]
             rows.append([label] + [fmt_ns(v) for v in vals] +
                         [fmt_ratio(s / v if s and v else None)
                          for s, v in zip(same, vals)] +
-                        [fmt_num(h, "%.4f") for h in hit])
+                        [fmt_num(h, "%.4f") for h in hit] +
+                        [fmt_num(x, "%.0f ns") for x in xcore])
         w(table(["implementation", "4 KiB", "64 KiB",
                  "rate ÷ same thread, 4 KiB", "64 KiB", "hit ratio 4 KiB",
-                 "64 KiB"], rows))
+                 "64 KiB", "cross-core latency 4 KiB", "64 KiB"], rows))
+        w("Cross-core latency: one-way time of a cache line between two "
+          "threads, probed just before and after each run (median over the "
+          "passes). Every hand-off pays it a few times per buffer, and on "
+          "this VM it swings between about 40 and 200 ns as the host moves "
+          "the vCPUs; the target row lists each pass with its probe.")
+        w()
         w("### Thread churn (`churn`)")
         w()
         w("Per op a thread starts, gets 4 × 64 KiB, writes them, puts 2 and "
