@@ -315,9 +315,9 @@ ZP__SLOW static void put_slow(zp_pool *pool, zp__buf *b, size_t used) {
   zp__counter_add(&tc->bytes_zeroed, used);
   size_t held_back = tc->qlen; /* in quarantine: not in the lists */
   if (zp__counter_get(&tc->count) - held_back >= pool->cfg.tls_cache_size) {
-    /* Full: a batch of this class goes to the hand-off slot, or, when the cache
-     * holds none, of another class (one the thread may no longer use), so
-     * a stale size cannot keep the cache full for good. */
+    /* Full: a batch of this class goes to a shard or the hand-off slot,
+     * or, when the cache holds none, of another class (one the thread may
+     * no longer use), so a stale size cannot keep the cache full for good. */
     unsigned victim = cls;
     for (unsigned c = 0; !tc->head[victim] && c < pool->classes.count; c++)
       victim = c;

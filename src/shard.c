@@ -9,15 +9,13 @@
  * caches, the byte budget max_pooled_bytes.
  *
  * In front of the shards, one hand-off slot per size class holds the last
- * batch a full thread cache spilled, for the next refill of that class on
- * any thread. A producer/consumer pair is the case it is for: the consumer
- * spills, the producer refills, each with one atomic exchange on one cache
- * line. Through a shard the same batch costs a lock, the class list, the
+ * batch that a consumer (a thread that puts the class but has never
+ * refilled it) spilled from its full cache, for the next refill of that
+ * class on another thread: one atomic exchange on one cache line each way.
+ * Through a shard the same batch costs a lock, the class list, the
  * non-empty bitmap and the eviction policy's per-buffer entries, every one
  * of them last written by the other core. The slot holds one batch: a
- * newer one pushes it into a shard, so the policy still sees every batch
- * that is not taken straight back, and the slot holds at most one batch of
- * a class (and its budget) at any time.
+ * newer one pushes the older into a shard, through the policy.
  */
 #include "os.h"
 #include "pool.h"
@@ -192,10 +190,9 @@ static size_t take_hand_off(zp_pool *pool, unsigned cls, zp__buf **list,
                             size_t max, unsigned tag) {
   _Atomic uintptr_t *slot = &pool->hand_off[cls].batch;
   /* Look before the exchange: an empty slot, or the caller's own batch,
-   * stays untouched and shared. A thread takes its own batch back only
-   * when the shards have none (zp__shard_take): one that spills and
-   * refills alone then still runs through the shards and their policy,
-   * one batch late, and its decay and limits work as without the slot. */
+   * stays untouched and shared. A consumer that starts to get the class
+   * takes its own batch back only when the shards have none
+   * (zp__shard_take), so the buffers the shards hold are used first. */
   uintptr_t word = atomic_load_explicit(slot, memory_order_relaxed);
   if (!word || (tag && (word & ZP__HAND_OFF_TAGS) == tag))
     return 0;
