@@ -231,7 +231,11 @@ ZP_API void zp_put(zp_pool *pool, void *buf);
  * wiped. used larger than the size handed out is misuse (abort). */
 ZP_API void zp_put_used(zp_pool *pool, void *buf, size_t used);
 
-/* Fills *out with the pool's counters. 0, or -EINVAL for a NULL argument. */
+/* Fills *out with the pool's counters. 0, or -EINVAL for a NULL argument.
+ * Idle buffers a thread left for another in a hand-off slot move to the
+ * shards first, where they are counted (and subject to the limits, so a
+ * call can count evictions); under concurrent use the figures are a
+ * snapshot, not an atomic one. */
 ZP_API int zp_pool_stats(zp_pool *pool, zp_stats *out);
 
 /* Wipes and releases every idle buffer: thread caches of all threads and the

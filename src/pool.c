@@ -46,7 +46,7 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
     batch = cfg.max_buffers_per_shard / 2;
   pool->batch = batch ? batch : 1;
   /* A batch in a hand-off slot is out of the eviction policy's reach: at
-   * most 1/16 of the budget each (measured on the eviction benchmarks: a
+   * most 1/16 of the budget per slot (measured on the eviction benchmarks: a
    * 512 KiB buffer held in a slot under a 1/8 budget cost CLOCK-Pro 13 %
    * more misses on the phase trace). */
   pool->hand_off_max = cfg.max_pooled_bytes / 16 / pool->batch;
@@ -517,8 +517,10 @@ int zp_pool_stats(zp_pool *pool, zp_stats *out) {
   /* Under the registry lock throughout: a thread exiting meanwhile would
    * otherwise move its counters and buffers into the pool between the two
    * halves of the sum and be counted twice. */
+  /* The hand-off slots' batches go to the shards, where they are counted;
+   * before the registry lock, which a shard's evictions need not wait on. */
+  zp__shard_settle_hand_offs(pool);
   zp__registry_lock();
-  zp__shard_settle_hand_offs(pool); /* their buffers are counted in shards */
   zp__tcaches_sum(pool, &st);
   st.puts += zp__counter_get(&pool->puts);
   st.hits += zp__counter_get(&pool->hits);

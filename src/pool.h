@@ -43,11 +43,14 @@ typedef struct zp__buf {
   alignas(ZP__CACHE_LINE) struct zp__buf
       *next;   /* link in a cache, shard or span free list */
   char *addr;  /* the buffer */
-  size_t size; /* bytes asked for while OUT: what zp_put wipes; at the
-                  head of a batch in a hand-off slot: the batch's length */
+  size_t size; /* bytes asked for while OUT: what zp_put wipes */
   _Atomic uint8_t state;
   uint8_t cls;
   uint8_t recycled; /* released once: no longer known to be untouched */
+  /* At the head of a batch in a hand-off slot (shard.c): its length. Not
+   * size: a buffer put twice by racing threads can head a batch in a slot
+   * while its other copy is handed out, which writes size. */
+  uint32_t batch_len;
 } zp__buf;
 
 /* A mapping from the OS holding nslots buffers of one class. */

@@ -200,7 +200,9 @@ static size_t take_hand_off(zp_pool *pool, unsigned cls, zp__buf **list,
   if (!word)
     return 0;
   zp__buf *head = (zp__buf *)(word & ~(uintptr_t)ZP__HAND_OFF_TAGS);
-  size_t n = head->size, csize = zp__class_size(pool, cls);
+  if (head->batch_len == 0 || head->batch_len > pool->batch)
+    zp__list_corrupt("a hand-off slot");
+  size_t n = head->batch_len, csize = zp__class_size(pool, cls);
   if (n > max) {
     zp__buf *last = head;
     for (size_t k = 1; k < max; k++)
@@ -303,13 +305,13 @@ void zp__shard_give(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
 
 void zp__shard_hand_off(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
                         unsigned tag) {
-  list->size = n;
+  list->batch_len = (uint32_t)n;
   uintptr_t word = atomic_exchange_explicit(
       &pool->hand_off[cls].batch, (uintptr_t)list | tag, memory_order_acq_rel);
   zp__buf *old = (zp__buf *)(word & ~(uintptr_t)ZP__HAND_OFF_TAGS);
   if (old)
-    zp__shard_give(pool, cls, old, old->size,
-                   old->size * zp__class_size(pool, cls));
+    zp__shard_give(pool, cls, old, old->batch_len,
+                   old->batch_len * zp__class_size(pool, cls));
 }
 
 void zp__shard_settle_hand_offs(zp_pool *pool) {

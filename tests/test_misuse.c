@@ -137,6 +137,56 @@ static void cycle_in_shard(void *arg) {
   (void)zp_pool_trim(pool);
 }
 
+/* The same race with a hand-off slot (shard.c): one copy of x is in this
+ * thread's cache, the other heads the batch a consumer spilled into the
+ * slot. Popping the first copy hands x out (it writes x's size); the
+ * batch must keep its length, so that settling the slot (stats) walks
+ * exactly the batch and the second copy of x is caught when handed out,
+ * instead of a walk off the end of the list (a crash in zp_pool_stats when
+ * the length lived in size). */
+static zp_pool *g_alias_pool;
+static void *g_alias_bufs[17];
+
+static void *alias_consumer(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 17; i++)
+    zp_put(g_alias_pool, g_alias_bufs[i]);
+  return NULL;
+}
+
+static void double_put_heads_hand_off(void *arg) {
+  zp_builder cfg;
+  zp_stats st;
+  pthread_t t;
+  (void)arg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.num_shards = 1;
+  cfg.tls_cache_size = 16; /* the consumer's 17th put spills 8 */
+  cfg.eviction_policy = ZP_EVICTION_LIFO;
+  zp_pool *pool = g_alias_pool = zp_pool_new(&cfg);
+  ZP_CHILD_CHECK(pool != NULL);
+  for (int i = 0; i < 17; i++)
+    g_alias_bufs[i] = child_get(pool, 4096);
+  void *x = g_alias_bufs[15]; /* heads the spilled batch */
+  zp__span *s;
+  zp__buf *d = zp__span_find(pool, x, &s);
+  zp_put(pool, x);                  /* copy 1: this thread's cache */
+  atomic_store(&d->state, ZP__OUT); /* the racing put saw OUT too */
+  ZP_CHILD_CHECK(pthread_create(&t, NULL, alias_consumer, NULL) == 0);
+  ZP_CHILD_CHECK(pthread_join(t, NULL) == 0);    /* copy 2: in the slot */
+  ZP_CHILD_CHECK(zp_get(pool, 4000) == x);       /* copy 1 handed out */
+  ZP_CHILD_CHECK(zp_pool_stats(pool, &st) == 0); /* settles the slot */
+  for (int i = 0; i < 8; i++) /* copy 2 comes out of the shard */
+    ZP_CHILD_CHECK(zp_get(pool, 4096) != NULL);
+}
+
+static void test_double_put_heads_hand_off(void **state) {
+  (void)state;
+  zp_test_expect_abort_saying(double_put_heads_hand_off, NULL,
+                              "a double put heading a hand-off batch",
+                              "already out");
+}
+
 static void test_cycle_in_thread_cache(void **state) {
   (void)state;
   zp_test_expect_abort_saying(cycle_in_thread_cache, NULL,
@@ -376,6 +426,7 @@ int main(void) {
       cmocka_unit_test(test_put_interior_cached_span),
       cmocka_unit_test(test_cycle_in_thread_cache),
       cmocka_unit_test(test_cycle_in_shard),
+      cmocka_unit_test(test_double_put_heads_hand_off),
       cmocka_unit_test(test_put_after_span_freed),
       cmocka_unit_test(test_double_put),
       cmocka_unit_test(test_double_put_small),
