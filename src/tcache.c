@@ -392,6 +392,21 @@ static void fork_parent(void) {
   pthread_mutex_unlock(&registry_lock);
 }
 
+/* In a fork child, alone: the budget reserved is what the shards hold
+ * plus the credit of the caches left. A thread the child does not have
+ * may have been between taking buffers out of its cache and handing them
+ * on (a spill, a flush, a refill's rest): those buffers are in no list
+ * here and stay unused, but their budget comes back. */
+static void recount_budget(zp_pool *p) {
+  zp__shard_settle_hand_offs(p);
+  size_t reserved = 0;
+  for (size_t i = 0; i < p->cfg.num_shards; i++)
+    reserved += p->shards[i].idle_bytes;
+  for (zp__tcache *tc = p->caches; tc; tc = tc->reg_next)
+    reserved += zp__counter_get(&tc->credit);
+  atomic_store_explicit(&p->reserved, reserved, memory_order_relaxed);
+}
+
 static void fork_child(void) {
   unlock_all(); /* this thread took them: it still holds them here */
   pthread_t self = pthread_self();
@@ -422,6 +437,7 @@ static void fork_child(void) {
     }
     if (dropped)
       zp__span_release(p, zp__shards_drain(p));
+    recount_budget(p);
   }
   pthread_mutex_unlock(&registry_lock);
 }
