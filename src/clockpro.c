@@ -397,6 +397,41 @@ static void demand_back(zp__clockpro *cp, size_t s) {
   demand_note(cp);
 }
 
+void zp__cp_tick(zp__clockpro *cp, size_t ops) {
+  if (!ops)
+    return;
+  /* The window: its low water, then as many window ends as ops spans (the
+   * out_* counts halve once per window, 64 halvings empty any count). */
+  size_t r = zp__cp_resident_bytes(cp);
+  if (r < cp->low_water)
+    cp->low_water = r;
+  size_t total = cp->decay_ops + ops;
+  if (total >= ZP__CP_DECAY_WINDOW) {
+    size_t windows = total / ZP__CP_DECAY_WINDOW;
+    unsigned shift = windows < 63 ? (unsigned)windows : 63;
+    cp->decay_debt = cp->low_water;
+    cp->low_water = r; /* every later operation starts from r too */
+    for (unsigned c = 0; c < cp->nclasses; c++) {
+      cp->out_hot[c] >>= shift;
+      cp->out_test[c] >>= shift;
+      cp->out_cold[c] >>= shift;
+      cp->out_fault[c] >>= shift;
+    }
+  }
+  cp->decay_ops = total % ZP__CP_DECAY_WINDOW;
+  /* The peak: ops steps of 1/2^SHIFT of the gap (at least a byte each),
+   * linear in ops, at most the whole gap. */
+  if (cp->demand_peak > cp->out_bytes) {
+    size_t gap = cp->demand_peak - cp->out_bytes;
+    size_t per = gap >> ZP__CP_DECAY_SHIFT;
+    size_t step = ops > gap / (per ? per : 1) ? gap : ops * (per ? per : 1);
+    cp->demand_peak -= step;
+  }
+  /* Releases as ops / 2 puts would have allowed. */
+  size_t quota = ops / 2 * ZP__CP_DECAY_PER_PUT;
+  cp->decay_quota = quota < UINT32_MAX ? (unsigned)quota : UINT32_MAX;
+}
+
 size_t zp__cp_idle_target(const zp__clockpro *cp) {
   /* Slack of a whole peak: bytes out summed over classes hide one class
    * rising while another falls, and a class's next rise needs buffers

@@ -161,6 +161,13 @@ bool zp__cp_miss(zp__clockpro *cp, unsigned cls);
  * budget; the caller releases the buffer and is done. */
 bool zp__cp_put(zp__clockpro *cp, unsigned cls);
 
+/* ops operations this instance did not see went by: buffers that went out
+ * and came back elsewhere (a hand-off slot), so bytes out are unchanged.
+ * Decay moves on as over ops operations (the window, the demand peak),
+ * and the zp__cp_victim calls that follow may release what it allows, as
+ * after ops / 2 puts. */
+void zp__cp_tick(zp__clockpro *cp, size_t ops);
+
 /* The class of an idle buffer the caller must release now (any buffer of
  * that class), or -1 when resident bytes and entries are within limits and,
  * after the put's few decay releases, nothing more is due. */

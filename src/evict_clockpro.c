@@ -71,6 +71,11 @@ static int cp_victim(zp_pool *pool, zp__shard *sh, unsigned incoming,
   return v >= 0 || !must ? v : zp__cp_victim_force(cp);
 }
 
+static void cp_ticked(zp_pool *pool, zp__shard *sh, size_t ops) {
+  (void)pool;
+  zp__cp_tick(state(sh), ops);
+}
+
 static void cp_dropped_all(zp_pool *pool, zp__shard *sh) {
   (void)pool;
   zp__cp_drop_resident(state(sh));
@@ -95,5 +100,6 @@ const zp__eviction_ops zp__eviction_clock_pro = {.policy =
                                                  .missed = cp_missed,
                                                  .admit = cp_admit,
                                                  .victim = cp_victim,
+                                                 .ticked = cp_ticked,
                                                  .dropped_all = cp_dropped_all,
                                                  .check = cp_check};

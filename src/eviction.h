@@ -9,7 +9,9 @@
  * Every hook but state_size and init runs with the shard's lock held. The
  * thread caches never call a policy: a refill of n buffers from a shard is
  * n hits (took), a flush of n into a shard is n admits, a get that carves
- * fresh memory is one miss (missed). A NULL hook does nothing.
+ * fresh memory is one miss (missed); batches a hand-off slot passes
+ * between threads are counted and told to every shard now and then
+ * (ticked). A NULL hook does nothing.
  */
 #ifndef ZP_EVICTION_H
 #define ZP_EVICTION_H
@@ -44,6 +46,11 @@ typedef struct zp__eviction_ops {
    * class of the buffer just linked. Called until -1. */
   int (*victim)(zp_pool *pool, struct zp__shard *sh, unsigned incoming,
                 bool must);
+  /* ops operations the shard did not see went by (buffers that went out
+   * and came back through a hand-off slot): a policy whose decay counts
+   * operations moves on; the shard then calls victim(must = false) until
+   * -1. */
+  void (*ticked)(zp_pool *pool, struct zp__shard *sh, size_t ops);
   /* Every idle buffer of the shard was released (trim, destroy, fork). */
   void (*dropped_all)(zp_pool *pool, struct zp__shard *sh);
   /* Tests: NULL when the policy's state agrees with the shard's lists. */

@@ -50,6 +50,8 @@ zp_pool *zp_pool_new(const zp_builder *builder) {
    * 512 KiB buffer held in a slot under a 1/8 budget cost CLOCK-Pro 13 %
    * more misses on the phase trace). */
   pool->hand_off_max = cfg.max_pooled_bytes / 16 / pool->batch;
+  /* A tick locks every shard: at most one per 64 hand-offs per shard. */
+  pool->tick_every = 64 * cfg.num_shards < 1024 ? 1024 : 64 * cfg.num_shards;
   /* One cache may hold a share of the budget: half of it spread over as
    * many caches as there are shards, but always room for one buffer. */
   pool->tc_byte_cap = cfg.max_pooled_bytes / (2 * cfg.num_shards);

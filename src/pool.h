@@ -134,6 +134,7 @@ typedef struct zp__tcache {
   /* Marks the batches this cache leaves in hand-off slots (shard.c):
    * 1..ZP__HAND_OFF_TAGS, given out in turn. */
   unsigned hand_off_tag;
+  size_t handed_off; /* buffers spilled to slots since the last tick */
   struct zp__tcache *thread_next;         /* the owning thread's caches */
   struct zp__tcache *reg_next, *reg_prev; /* the pool's registry */
   /* Quarantine: a FIFO ring of recently put buffers, counted in count and
@@ -156,6 +157,7 @@ struct zp_pool {
   size_t batch;        /* buffers moved per refill/flush */
   size_t hand_off_max; /* largest class a full cache spills to a hand-off
                           slot (shard.c); larger ones go to a shard */
+  size_t tick_every;   /* buffers a cache hands off between shard ticks */
   _Atomic bool destroyed;
   const zp__eviction_ops *eviction;
   zp__shard *shards;
@@ -213,6 +215,9 @@ size_t zp__shard_take(zp_pool *pool, unsigned cls, zp__buf **list, size_t max,
  * with the spilling cache's tag; the batch it replaces goes to a shard. */
 void zp__shard_hand_off(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
                         unsigned tag);
+/* ops buffer operations went by that no shard saw (hand-offs): every
+ * shard's policy is told, and releases what its decay then allows. */
+void zp__shards_tick(zp_pool *pool, size_t ops);
 /* Moves the hand-off slots' batches into the shards (stats, drain). */
 void zp__shard_settle_hand_offs(zp_pool *pool);
 /* Gives the first n buffers of list (idle, class cls) to the current CPU's

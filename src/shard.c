@@ -314,6 +314,27 @@ void zp__shard_hand_off(zp_pool *pool, unsigned cls, zp__buf *list, size_t n,
                    old->batch_len * zp__class_size(pool, cls));
 }
 
+void zp__shards_tick(zp_pool *pool, size_t ops) {
+  const zp__eviction_ops *ev = pool->eviction;
+  if (!ev->ticked)
+    return;
+  for (size_t i = 0; i < pool->cfg.num_shards; i++) {
+    zp__shard *sh = &pool->shards[i];
+    zp__buf *evicted = NULL;
+    size_t nevicted = 0;
+    int v;
+    pthread_mutex_lock(&sh->lock);
+    ev->ticked(pool, sh, ops);
+    while (sh->count && (v = ev->victim(pool, sh, 0, false)) >= 0) {
+      shard_pop(pool, sh, i, (unsigned)v, &evicted);
+      zp__budget_release(pool, zp__class_size(pool, (unsigned)v));
+      nevicted++;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    release_evicted(pool, evicted, nevicted);
+  }
+}
+
 void zp__shard_settle_hand_offs(zp_pool *pool) {
   for (unsigned c = 0; c < pool->classes.count; c++) {
     zp__buf *list;

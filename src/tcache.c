@@ -138,8 +138,16 @@ void zp__tcache_spill(zp_pool *pool, zp__tcache *tc, unsigned cls) {
   }
   size_t n;
   zp__buf *list = cut_batch(pool, tc, cls, pool->batch, &n);
-  if (list)
-    zp__shard_hand_off(pool, cls, list, n, tc->hand_off_tag);
+  if (!list)
+    return;
+  zp__shard_hand_off(pool, cls, list, n, tc->hand_off_tag);
+  /* No shard sees these buffers go round; their policies' decay counts
+   * operations, so they hear of them in bulk (a get and a put each). */
+  tc->handed_off += n;
+  if (tc->handed_off >= pool->tick_every) {
+    zp__shards_tick(pool, 2 * tc->handed_off);
+    tc->handed_off = 0;
+  }
 }
 
 /* Gives b, counted in tc, to a shard with its share of the credit. */

@@ -206,6 +206,88 @@ static decay_result decay_run(zp_eviction policy) {
   return r;
 }
 
+/* The same decay when the buffers go round between a producer and a
+ * consumer through the hand-off slot, which no shard sees: the consumer's
+ * hand-offs tick every shard's policy. The burst leaves 200 idle 16 KiB
+ * buffers; then one thread gets a batch (8, what a spill moves) and the
+ * other puts it, in lock step (the same run every time), for 200,000
+ * buffers: each batch the consumer spills is the producer's next refill. */
+#define PC_BATCH 8
+typedef struct pc_decay {
+  zp_pool *pool;
+  pthread_barrier_t bar;
+  void *batch[PC_BATCH];
+  size_t rounds;
+} pc_decay;
+
+static void *pc_decay_consumer(void *arg) {
+  pc_decay *d = arg;
+  for (size_t r = 0; r < d->rounds; r++) {
+    pthread_barrier_wait(&d->bar); /* a batch is ready */
+    for (size_t i = 0; i < PC_BATCH; i++)
+      zp_put(d->pool, d->batch[i]);
+    pthread_barrier_wait(&d->bar); /* and put */
+  }
+  return NULL;
+}
+
+static decay_result pc_decay_run(zp_eviction policy) {
+  const size_t size = 16 * KIB, burst = 200;
+  static pc_decay d;
+  void *held[200];
+  decay_result r;
+  pthread_t t;
+  d.pool = new_pool(policy, 1, 16, 256, 64 * ZP_MIB);
+  d.rounds = 200000 / PC_BATCH;
+  for (size_t i = 0; i < burst; i++)
+    assert_non_null(held[i] = zp_get(d.pool, size));
+  for (size_t i = 0; i < burst; i++)
+    zp_put(d.pool, held[i]);
+  r.idle_after_burst = zp_test_stats(d.pool).idle_bytes;
+  uint64_t ev0 = zp_test_stats(d.pool).evictions, misses_before_last = 0;
+  assert_int_equal(pthread_barrier_init(&d.bar, NULL, 2), 0);
+  assert_int_equal(pthread_create(&t, NULL, pc_decay_consumer, &d), 0);
+  for (size_t round = 0; round < d.rounds; round++) {
+    if (round == d.rounds - 30)
+      misses_before_last = zp_test_stats(d.pool).misses;
+    for (size_t i = 0; i < PC_BATCH; i++)
+      assert_non_null(d.batch[i] = zp_get(d.pool, size));
+    pthread_barrier_wait(&d.bar);
+    pthread_barrier_wait(&d.bar);
+  }
+  assert_int_equal(pthread_join(t, NULL), 0);
+  pthread_barrier_destroy(&d.bar);
+  check_invariant(d.pool);
+  zp_stats b = zp_test_stats(d.pool);
+  r.idle_at_end = b.idle_bytes;
+  r.evictions = b.evictions - ev0;
+  r.late_misses = b.misses - misses_before_last;
+  zp_pool_destroy(d.pool);
+  return r;
+}
+
+static void test_idle_memory_decays_producer_consumer(void **state) {
+  (void)state;
+  const size_t size = 16 * KIB;
+  decay_result cp = pc_decay_run(ZP_EVICTION_CLOCK_PRO);
+  decay_result lifo = pc_decay_run(ZP_EVICTION_LIFO);
+  print_message("decay, producer/consumer: idle after the burst %llu KiB; "
+                "after 200000 hand-offs CLOCK-Pro %llu KiB (%llu "
+                "evictions, %llu late misses), LIFO %llu KiB\n",
+                (unsigned long long)cp.idle_after_burst / 1024,
+                (unsigned long long)cp.idle_at_end / 1024,
+                (unsigned long long)cp.evictions,
+                (unsigned long long)cp.late_misses,
+                (unsigned long long)lifo.idle_at_end / 1024);
+  assert_true(cp.idle_after_burst >= 190 * size);
+  /* Without the ticks no shard sees an operation after the burst and all
+   * of it stays (measured: 3200 KiB, no eviction); with them it decays
+   * toward twice the demand the shard last saw (measured: 1168 KiB). */
+  assert_true(cp.idle_at_end <= 100 * size);
+  assert_int_equal(cp.late_misses, 0);
+  assert_true(lifo.idle_at_end >= 190 * size);
+}
+
 static void test_idle_memory_decays_after_burst(void **state) {
   (void)state;
   const size_t size = 16 * KIB;
@@ -422,6 +504,7 @@ int main(void) {
       cmocka_unit_test(test_clock_pro_limits_hold),
       cmocka_unit_test(test_phase_change_fewer_misses_than_lifo),
       cmocka_unit_test(test_idle_memory_decays_after_burst),
+      cmocka_unit_test(test_idle_memory_decays_producer_consumer),
       cmocka_unit_test(test_clock_pro_threads),
       cmocka_unit_test(test_invariant_after_every_operation),
       cmocka_unit_test(test_clock_pro_new_fails_cleanly),
