@@ -349,6 +349,41 @@ static void test_decay_follows_demand(void **state) {
   free(fx.mem);
 }
 
+/* Operations the instance did not see (hand-offs between threads), told
+ * in bulk: the same burst as above, then only ticks of 2048 operations.
+ * Nothing goes before a whole window has passed; after 400,000
+ * operations idle bytes are down as far as after as many seen ones (the
+ * test above); the invariants hold after every tick and its releases. */
+static void test_tick_decays_like_operations(void **state) {
+  (void)state;
+  fixture fx;
+  fx_init(&fx, 256 * 4096, 256);
+  zp__clockpro *cp = &fx.cp;
+  cp->demand_peak = 0;
+  for (int i = 0; i < 40; i++)
+    assert_false(zp__cp_miss(cp, 0));
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(put(cp, 0, NULL), 0);
+  /* The buffer the workload keeps cycling stays out. */
+  zp__cp_hit(cp, 0);
+  zp__cp_tick(cp, 0);
+  assert_int_equal(cp->decay_quota, 0);
+  size_t ops = 0, released = 0;
+  while (ops < 400000) {
+    zp__cp_tick(cp, 2048);
+    ops += 2048;
+    while (zp__cp_victim(cp) >= 0)
+      released++;
+    check(cp);
+    if (ops + 81 < ZP__CP_DECAY_WINDOW)
+      assert_int_equal(released, 0);
+  }
+  assert_int_equal(cp->st.decay_evictions, released);
+  assert_true(zp__cp_resident_bytes(cp) <= zp__cp_idle_target(cp) + 4096);
+  assert_true(zp__cp_resident_bytes(cp) < 20 * 4096);
+  free(fx.mem);
+}
+
 /* The window rule: idle bytes above the idle target go only as far as the
  * low water of the last whole window allows. Nothing is released while
  * the last window's low water is 0, however far above the target; after a
@@ -537,6 +572,7 @@ int main(void) {
       cmocka_unit_test(test_size_credit_spares_small_hot),
       cmocka_unit_test(test_size_credit_regranted),
       cmocka_unit_test(test_decay_follows_demand),
+      cmocka_unit_test(test_tick_decays_like_operations),
       cmocka_unit_test(test_decay_bounded_by_window_low_water),
       cmocka_unit_test(test_out_counts_decay),
       cmocka_unit_test(test_entries_touched_lazily),
