@@ -427,8 +427,10 @@ void zp__cp_tick(zp__clockpro *cp, size_t ops) {
     size_t step = ops > gap / (per ? per : 1) ? gap : ops * (per ? per : 1);
     cp->demand_peak -= step;
   }
-  /* Releases as ops / 2 puts would have allowed. */
-  size_t quota = ops / 2 * ZP__CP_DECAY_PER_PUT;
+  /* Releases as ops / 2 puts would have allowed; none when nothing is
+   * resident (the caller then asks for no victim, and the quota must not
+   * outlive this tick). */
+  size_t quota = r ? ops / 2 * ZP__CP_DECAY_PER_PUT : 0;
   cp->decay_quota = quota < UINT32_MAX ? (unsigned)quota : UINT32_MAX;
 }
 

@@ -325,7 +325,9 @@ void zp__shards_tick(zp_pool *pool, size_t ops) {
     int v;
     pthread_mutex_lock(&sh->lock);
     ev->ticked(pool, sh, ops);
-    while (sh->count && (v = ev->victim(pool, sh, 0, false)) >= 0) {
+    /* Until -1, which also ends the tick's release quota (a policy names
+     * no class once the shard holds nothing). */
+    while ((v = ev->victim(pool, sh, 0, false)) >= 0) {
       shard_pop(pool, sh, i, (unsigned)v, &evicted);
       zp__budget_release(pool, zp__class_size(pool, (unsigned)v));
       nevicted++;
