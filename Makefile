@@ -139,11 +139,15 @@ bench: release
 	python3 bench/zpb_run.py $(BENCH_ARGS)
 
 # The same workloads over the same implementations, a few iterations each
-# (under a minute): keeps the benchmarks building and running. The report
-# goes to bench/results/smoke/, never over BENCHMARKS.md.
+# (under a minute): keeps the benchmarks (and zpb_pair) building and
+# running. The report goes to bench/results/smoke/, never over BENCHMARKS.md.
 .PHONY: bench-smoke
 bench-smoke: release
 	python3 bench/zpb_run.py --smoke
+	build/release/bench/zpb_pair build/release/libzeropool.so \
+	    build/release/libzeropool.so prodcons 4096 2000 2
+	build/release/bench/zpb_pair build/release/libzeropool.so \
+	    build/release/libzeropool.so cycle 1024 2000 2
 
 # valgrind memcheck over the default build. ctest -T memcheck by itself exits
 # 0 when valgrind reports defects in a test that passes, so valgrind runs with
