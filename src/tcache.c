@@ -257,10 +257,16 @@ static zp__tcache *tcache_new(zp_pool *pool) {
     tls_state = TLS_REGISTERED;
   }
   size_t lists = pool->classes.count + pool->cfg.quarantine;
+  /* Allocated under the registry lock, which the fork handlers take: a
+   * fork child finds the cache linked (and returns its buffers) or not
+   * allocated, never held only by a thread the child does not have. */
+  pthread_mutex_lock(&registry_lock);
   zp__tcache *tc = zp__os_calloc(1, sizeof *tc + lists * sizeof(zp__buf *) +
                                         pool->classes.count);
-  if (!tc)
+  if (!tc) {
+    pthread_mutex_unlock(&registry_lock);
     return NULL;
+  }
   atomic_store_explicit(&tc->pool, pool, memory_order_relaxed);
   tc->owner = pthread_self();
   /* In turn, so that up to ZP__HAND_OFF_TAGS caches have distinct tags (a
@@ -271,7 +277,6 @@ static zp__tcache *tcache_new(zp_pool *pool) {
               ZP__HAND_OFF_TAGS;
   tc->qring = tc->head + pool->classes.count;
   tc->refilled = (uint8_t *)(tc->head + lists);
-  pthread_mutex_lock(&registry_lock);
   tc->reg_next = pool->caches;
   if (tc->reg_next)
     tc->reg_next->reg_prev = tc;
