@@ -13,10 +13,11 @@
  * B / A, not a ratio of medians. prodcons (the default) passes SIZE-byte
  * buffers from this thread (get, write) to a consumer thread (put) through
  * a 64-slot ring, like zp_bench's prodcons; before each round a ping-pong
- * probe measures the cache-line latency between the two threads, which the
+ * probe measures the cache-line latency between two threads, which the
  * host's placement of the vCPUs sets and every hand-off pays, and rounds
- * are also reported by it (near: under 100 ns). cycle: one thread gets,
- * writes and puts.
+ * are also reported by it (near: under 100 ns). The probe is a hint, not a
+ * label: the host may move the threads during the round. cycle: one
+ * thread gets, writes and puts.
  */
 #include "zeropool.h"
 
@@ -166,13 +167,20 @@ static int by_value(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* The q-quantile of sorted v[0..n), interpolated between neighbours. */
+static double quantile(const double *v, int n, double q) {
+  double pos = q * (n - 1);
+  int i = (int)pos;
+  return i + 1 < n ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[i];
+}
+
 /* Sorts v[0..n) and prints its median and quartiles. */
 static void summary(const char *what, double *v, int n) {
   if (n == 0)
     return;
   qsort(v, (size_t)n, sizeof *v, by_value);
   printf("  %-22s n=%-4d median %9.3f   q1 %9.3f   q3 %9.3f\n", what, n,
-         v[n / 2], v[n / 4], v[(3 * n) / 4]);
+         quantile(v, n, 0.5), quantile(v, n, 0.25), quantile(v, n, 0.75));
 }
 
 int main(int argc, char **argv) {
@@ -206,10 +214,10 @@ int main(int argc, char **argv) {
       a[r] = run(&l[0], prodcons, size, ops);
     }
     ratio[r] = b[r] / a[r];
-    if (prodcons && probe[r] < 100)
+    if (prodcons && probe[r] >= 0 && probe[r] < 100)
       near[nnear++] = ratio[r];
-    else if (prodcons)
-      far[nfar++] = ratio[r];
+    else if (prodcons && probe[r] >= 100)
+      far[nfar++] = ratio[r]; /* a failed probe (< 0) goes in neither */
   }
   printf("%s, %zu bytes, %ld ops x %d rounds\n  A = %s\n  B = %s\n",
          prodcons ? "producer/consumer" : "one-thread cycle", size, ops, rounds,

@@ -408,24 +408,33 @@ void zp__cp_tick(zp__clockpro *cp, size_t ops) {
   size_t total = cp->decay_ops + ops;
   if (total >= ZP__CP_DECAY_WINDOW) {
     size_t windows = total / ZP__CP_DECAY_WINDOW;
-    unsigned shift = windows < 63 ? (unsigned)windows : 63;
     cp->decay_debt = cp->low_water;
     cp->low_water = r; /* every later operation starts from r too */
     for (unsigned c = 0; c < cp->nclasses; c++) {
-      cp->out_hot[c] >>= shift;
-      cp->out_test[c] >>= shift;
-      cp->out_cold[c] >>= shift;
-      cp->out_fault[c] >>= shift;
+      /* Halved once per window; 32 halvings empty a 32-bit count. */
+      unsigned shift = windows < 32 ? (unsigned)windows : 0;
+      cp->out_hot[c] = shift ? cp->out_hot[c] >> shift : 0;
+      cp->out_test[c] = shift ? cp->out_test[c] >> shift : 0;
+      cp->out_cold[c] = shift ? cp->out_cold[c] >> shift : 0;
+      cp->out_fault[c] = shift ? cp->out_fault[c] >> shift : 0;
     }
   }
   cp->decay_ops = total % ZP__CP_DECAY_WINDOW;
   /* The peak: ops steps of 1/2^SHIFT of the gap (at least a byte each),
-   * linear in ops, at most the whole gap. */
-  if (cp->demand_peak > cp->out_bytes) {
+   * taken in chunks of 2^10 with the gap recomputed between them, so the
+   * decay stays geometric as per operation (over a whole window the peak
+   * ends within 0.5 % of the per-operation one; one linear step would
+   * close the gap that those steps shrink to 1/e). At most a few thousand
+   * chunks even for
+   * billions of operations: the gap shrinks by 1/128 per chunk, and below
+   * 2^SHIFT bytes it closes by 2^10 bytes per chunk. */
+  for (size_t left = ops; left && cp->demand_peak > cp->out_bytes;) {
+    size_t chunk = left < 1024 ? left : 1024;
     size_t gap = cp->demand_peak - cp->out_bytes;
     size_t per = gap >> ZP__CP_DECAY_SHIFT;
-    size_t step = ops > gap / (per ? per : 1) ? gap : ops * (per ? per : 1);
-    cp->demand_peak -= step;
+    size_t step = (per ? per : 1) * chunk;
+    cp->demand_peak -= step < gap ? step : gap;
+    left -= chunk;
   }
   /* Releases as ops / 2 puts would have allowed; none when nothing is
    * resident (the caller then asks for no victim, and the quota must not

@@ -332,12 +332,14 @@ static void thread_exit(void *unused) {
     fold_counters(pool, tc);
     registry_unlink(pool, tc);
   }
-  pthread_mutex_unlock(&registry_lock);
+  /* Freed under the lock the fork handlers take: unlinked but not yet
+   * freed, a cache would be copied into a child that lacks this thread. */
   while (tls_caches) {
     zp__tcache *tc = tls_caches;
     tls_caches = tc->thread_next;
     zp__os_free(tc);
   }
+  pthread_mutex_unlock(&registry_lock);
 }
 
 void zp__tcaches_orphan(zp_pool *pool) {

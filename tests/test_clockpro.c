@@ -384,6 +384,37 @@ static void test_tick_decays_like_operations(void **state) {
   free(fx.mem);
 }
 
+/* One tick of n operations decays the demand peak as n ticks of one do
+ * (the per-operation rule: each step 1/2^17 of the remaining gap), also
+ * over a whole window, where a single linear step would close the gap
+ * that n steps only shrink to 1/e. And a tick spanning more windows than
+ * a count has bits empties the out_* counts (no shift past their width). */
+static void test_tick_decay_geometric(void **state) {
+  (void)state;
+  fixture a, b;
+  fx_init(&a, 256 * 4096, 256);
+  fx_init(&b, 256 * 4096, 256);
+  a.cp.demand_peak = b.cp.demand_peak = (size_t)1 << 30;
+  for (size_t i = 0; i < ZP__CP_DECAY_WINDOW; i++)
+    zp__cp_tick(&a.cp, 1);
+  zp__cp_tick(&b.cp, ZP__CP_DECAY_WINDOW);
+  size_t pa = a.cp.demand_peak, pb = b.cp.demand_peak;
+  assert_true(pa > ((size_t)1 << 30) / 3); /* about 1/e of the gap left */
+  print_message("peak after a window: per operation %zu, one tick %zu\n", pa,
+                pb);
+  assert_true(pb > pa - pa / 100 && pb < pa + pa / 100); /* within 1 % */
+  b.cp.out_hot[0] = b.cp.out_cold[1] = UINT32_MAX;
+  zp__cp_tick(&b.cp, (size_t)40 * ZP__CP_DECAY_WINDOW);
+  assert_int_equal(b.cp.out_hot[0], 0);
+  assert_int_equal(b.cp.out_cold[1], 0);
+  while (zp__cp_victim(&a.cp) >= 0 || zp__cp_victim(&b.cp) >= 0) {
+  }
+  check(&a.cp);
+  check(&b.cp);
+  free(a.mem);
+  free(b.mem);
+}
+
 /* The window rule: idle bytes above the idle target go only as far as the
  * low water of the last whole window allows. Nothing is released while
  * the last window's low water is 0, however far above the target; after a
@@ -573,6 +604,7 @@ int main(void) {
       cmocka_unit_test(test_size_credit_regranted),
       cmocka_unit_test(test_decay_follows_demand),
       cmocka_unit_test(test_tick_decays_like_operations),
+      cmocka_unit_test(test_tick_decay_geometric),
       cmocka_unit_test(test_decay_bounded_by_window_low_water),
       cmocka_unit_test(test_out_counts_decay),
       cmocka_unit_test(test_entries_touched_lazily),
