@@ -167,17 +167,36 @@ typedef struct decay_result {
   uint64_t idle_after_burst, idle_at_end, evictions, late_misses;
 } decay_result;
 
-static decay_result decay_run(zp_eviction policy) {
-  const size_t size = 16 * KIB, burst = 200;
-  zp_pool *pool = new_pool(policy, 1, 1, 256, 64 * ZP_MIB);
-  void *held[200];
-  decay_result r;
-  for (size_t i = 0; i < burst; i++)
-    assert_non_null(held[i] = zp_get(pool, size));
-  for (size_t i = 0; i < burst; i++)
+#define DECAY_SIZE (16 * KIB)
+#define DECAY_BURST 200
+
+/* The burst: all out, then all back; the stats right after it. */
+static zp_stats decay_burst(zp_pool *pool) {
+  void *held[DECAY_BURST];
+  for (size_t i = 0; i < DECAY_BURST; i++)
+    assert_non_null(held[i] = zp_get(pool, DECAY_SIZE));
+  for (size_t i = 0; i < DECAY_BURST; i++)
     zp_put(pool, held[i]);
-  zp_stats a = zp_test_stats(pool);
-  r.idle_after_burst = a.idle_bytes;
+  return zp_test_stats(pool);
+}
+
+/* What a run ends with, against the stats after its burst. */
+static decay_result decay_end(zp_pool *pool, zp_stats burst,
+                              uint64_t misses_before_last) {
+  zp_stats end = zp_test_stats(pool);
+  decay_result r = {.idle_after_burst = burst.idle_bytes,
+                    .idle_at_end = end.idle_bytes,
+                    .evictions = end.evictions - burst.evictions,
+                    .late_misses = end.misses - misses_before_last};
+  zp_pool_destroy(pool);
+  return r;
+}
+
+static decay_result decay_run(zp_eviction policy) {
+  const size_t size = DECAY_SIZE;
+  zp_pool *pool = new_pool(policy, 1, 1, 256, 64 * ZP_MIB);
+  void *held[2];
+  zp_stats a = decay_burst(pool);
   /* The horizon of clockpro.c's decay (ZP__CP_DECAY_WINDOW = 2^17
    * operations of the shard's instance before the first release, then the
    * demand peak's 2^17-operation time constant): with a thread cache of
@@ -198,12 +217,7 @@ static decay_result decay_run(zp_eviction policy) {
     if (cycle % 4096 == 0)
       check_invariant(pool);
   }
-  zp_stats b = zp_test_stats(pool);
-  r.idle_at_end = b.idle_bytes;
-  r.evictions = b.evictions - a.evictions;
-  r.late_misses = b.misses - misses_before_last;
-  zp_pool_destroy(pool);
-  return r;
+  return decay_end(pool, a, misses_before_last);
 }
 
 /* The same decay when the buffers go round between a producer and a
@@ -232,26 +246,19 @@ static void *pc_decay_consumer(void *arg) {
 }
 
 static decay_result pc_decay_run(zp_eviction policy) {
-  const size_t size = 16 * KIB, burst = 200;
   static pc_decay d;
-  void *held[200];
-  decay_result r;
   pthread_t t;
   d.pool = new_pool(policy, 1, 16, 256, 64 * ZP_MIB);
   d.rounds = 200000 / PC_BATCH;
-  for (size_t i = 0; i < burst; i++)
-    assert_non_null(held[i] = zp_get(d.pool, size));
-  for (size_t i = 0; i < burst; i++)
-    zp_put(d.pool, held[i]);
-  r.idle_after_burst = zp_test_stats(d.pool).idle_bytes;
-  uint64_t ev0 = zp_test_stats(d.pool).evictions, misses_before_last = 0;
+  zp_stats a = decay_burst(d.pool);
+  uint64_t misses_before_last = 0;
   assert_int_equal(pthread_barrier_init(&d.bar, NULL, 2), 0);
   assert_int_equal(pthread_create(&t, NULL, pc_decay_consumer, &d), 0);
   for (size_t round = 0; round < d.rounds; round++) {
     if (round == d.rounds - 30)
       misses_before_last = zp_test_stats(d.pool).misses;
     for (size_t i = 0; i < PC_BATCH; i++)
-      assert_non_null(d.batch[i] = zp_get(d.pool, size));
+      assert_non_null(d.batch[i] = zp_get(d.pool, DECAY_SIZE));
     pthread_barrier_wait(&d.bar);
     pthread_barrier_wait(&d.bar);
     if (round % 1024 == 0)
@@ -260,17 +267,12 @@ static decay_result pc_decay_run(zp_eviction policy) {
   assert_int_equal(pthread_join(t, NULL), 0);
   pthread_barrier_destroy(&d.bar);
   check_invariant(d.pool);
-  zp_stats b = zp_test_stats(d.pool);
-  r.idle_at_end = b.idle_bytes;
-  r.evictions = b.evictions - ev0;
-  r.late_misses = b.misses - misses_before_last;
-  zp_pool_destroy(d.pool);
-  return r;
+  return decay_end(d.pool, a, misses_before_last);
 }
 
 static void test_idle_memory_decays_producer_consumer(void **state) {
   (void)state;
-  const size_t size = 16 * KIB;
+  const size_t size = DECAY_SIZE;
   decay_result cp = pc_decay_run(ZP_EVICTION_CLOCK_PRO);
   decay_result lifo = pc_decay_run(ZP_EVICTION_LIFO);
   print_message("decay, producer/consumer: idle after the burst %llu KiB; "
@@ -292,7 +294,7 @@ static void test_idle_memory_decays_producer_consumer(void **state) {
 
 static void test_idle_memory_decays_after_burst(void **state) {
   (void)state;
-  const size_t size = 16 * KIB;
+  const size_t size = DECAY_SIZE;
   decay_result cp = decay_run(ZP_EVICTION_CLOCK_PRO);
   decay_result lifo = decay_run(ZP_EVICTION_LIFO);
   print_message("decay: idle after the burst %llu KiB; after 340000 cycles "

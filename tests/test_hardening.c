@@ -317,6 +317,18 @@ static void child_uses_pool(void *arg) {
   ZP_CHILD_CHECK(s.idle_buffers == 0);
 }
 
+/* Runs fn in n children in turn; the index of the first that failed (its
+ * status and output in *res), or -1. */
+static int first_failing_child(zp_test_child_fn fn, int n,
+                               zp_test_child_result *res) {
+  for (int i = 0; i < n; i++) {
+    zp_test_run_child(fn, NULL, res);
+    if (!WIFEXITED(res->status) || WEXITSTATUS(res->status) != 0)
+      return i;
+  }
+  return -1;
+}
+
 /* fork() while another thread is inside the pool: the child's pool is
  * consistent (no lock held by a thread it does not have), usable and
  * trimmable. */
@@ -328,12 +340,8 @@ static void test_fork_while_threads_use_pool(void **state) {
   atomic_store(&g_stop, false);
   assert_int_equal(pthread_create(&t, NULL, churn, NULL), 0);
   static zp_test_child_result res; /* 8 KiB: not on the stack */
-  int failed = -1;
-  for (int i = 0; i < (int)zp_test_iters(20, 4) && failed < 0; i++) {
-    zp_test_run_child(child_uses_pool, NULL, &res);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-      failed = i;
-  }
+  int failed =
+      first_failing_child(child_uses_pool, (int)zp_test_iters(20, 4), &res);
   /* Stop the thread before any assert: it must not outlive the test. */
   atomic_store(&g_stop, true);
   assert_int_equal(pthread_join(t, NULL), 0);
@@ -399,12 +407,8 @@ static void test_fork_keeps_budget(void **state) {
                                     (void *)(i + 1)),
                      0);
   static zp_test_child_result res;
-  int failed = -1;
-  for (int i = 0; i < (int)zp_test_iters(100, 10) && failed < 0; i++) {
-    zp_test_run_child(child_reserves_nothing, NULL, &res);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-      failed = i;
-  }
+  int failed = first_failing_child(child_reserves_nothing,
+                                   (int)zp_test_iters(100, 10), &res);
   atomic_store(&g_stop, true);
   for (int i = 0; i < 4; i++)
     assert_int_equal(pthread_join(t[i], NULL), 0);

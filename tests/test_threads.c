@@ -2,6 +2,8 @@
 /* Threads: cross-thread reuse, thread exit, no bleed, late exit, trim. */
 #include "test_util.h"
 
+#include "pool.h" /* white-box: the hand-off tests look into the slot */
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -215,7 +217,8 @@ static void test_producer_consumer_cache_larger_than_shard(void **state) {
 
 #define HAND_N 17
 
-static zp_pool *hand_pool(void) {
+/* The pool, with b[0..HAND_N) got by this thread. */
+static zp_pool *hand_pool(void **b) {
   zp_builder cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.num_shards = 1;
@@ -223,6 +226,8 @@ static zp_pool *hand_pool(void) {
   cfg.eviction_policy = ZP_EVICTION_LIFO;
   zp_pool *pool = zp_pool_new(&cfg);
   assert_non_null(pool);
+  for (int i = 0; i < HAND_N; i++)
+    assert_non_null(b[i] = zp_get(pool, 4096));
   return pool;
 }
 
@@ -251,16 +256,10 @@ static void hand_thread(hand_arg *h) {
   assert_int_equal(pthread_join(t, NULL), 0);
 }
 
-static void hand_get_all(zp_pool *pool, void **b) {
-  for (int i = 0; i < HAND_N; i++)
-    assert_non_null(b[i] = zp_get(pool, 4096));
-}
-
 static void test_hand_off_to_other_thread(void **state) {
   (void)state;
-  zp_pool *pool = hand_pool();
   void *b[HAND_N];
-  hand_get_all(pool, b);
+  zp_pool *pool = hand_pool(b);
   hand_arg consumer = {.pool = pool, .put = b};
   hand_thread(&consumer);
   void *got = zp_get(pool, 4096);
@@ -274,9 +273,8 @@ static void test_hand_off_to_other_thread(void **state) {
  * thread alone does: its buffers stay under the eviction policy. */
 static void test_hand_off_not_from_getter(void **state) {
   (void)state;
-  zp_pool *pool = hand_pool();
   void *b[HAND_N];
-  hand_get_all(pool, b);
+  zp_pool *pool = hand_pool(b);
   for (int i = 0; i < HAND_N; i++)
     zp_put(pool, b[i]);
   hand_arg other = {.pool = pool, .nget = 1, .put_back = true};
@@ -289,9 +287,8 @@ static void test_hand_off_not_from_getter(void **state) {
  * none, and then rather than new memory. */
 static void test_hand_off_own_batch_last(void **state) {
   (void)state;
-  zp_pool *pool = hand_pool();
   void *b[HAND_N];
-  hand_get_all(pool, b);
+  zp_pool *pool = hand_pool(b);
   hand_arg one = {.pool = pool, .nget = 1, .put_back = true};
   hand_thread(&one); /* one.got[0]: the one buffer in the shard */
   hand_arg consumer = {.pool = pool, .put = b, .nget = 11, .put_back = true};
@@ -308,11 +305,12 @@ static void test_hand_off_own_batch_last(void **state) {
  * releases it. */
 static void test_hand_off_counted_and_trimmed(void **state) {
   (void)state;
-  zp_pool *pool = hand_pool();
   void *b[HAND_N];
-  hand_get_all(pool, b);
+  zp_pool *pool = hand_pool(b);
   hand_arg consumer = {.pool = pool, .put = b};
   hand_thread(&consumer);
+  unsigned cls = zp__class_of(&pool->classes, 4096);
+  assert_true(atomic_load(&pool->hand_off[cls].batch) != 0); /* there */
   zp_stats st = zp_test_stats(pool);
   assert_int_equal(st.idle_buffers, HAND_N);
   assert_int_equal(st.idle_bytes, HAND_N * 4096);
